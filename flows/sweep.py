@@ -11,12 +11,13 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
+from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from skipthink.config import load_config
+from skipthink.config import METHODS, load_config
 from tasks.runtime import home_dir, log
 
 
@@ -26,6 +27,9 @@ class SweepConfig(BaseModel):
     name: str = Field("sweep", min_length=1, description="Label of this sweep (reports are named after it).")
     preset: Literal["demo", "smoke", "paper"] = Field("demo", description="Base preset of every run.")
     overrides: list[str] = Field(default_factory=list, description="`a.b=value` overrides applied to every run.")
+    dataset_overrides: dict[str, list[str]] = Field(
+        default_factory=dict, description="Extra overrides per dataset name, e.g. {'tracking_shuffled_objects': ['training.max_length=384']}."
+    )
     datasets: list[str] = Field(default_factory=lambda: ["coin_flip"], min_length=1, description="dataset.name of each run.")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds; each sets dataset, training and student init seeds.")
     settings: dict[str, list[Any]] = Field(default_factory=dict, description="Grid of `a.b` fields to values, e.g. {'chunking.num_chunks': [3, 4]}.")
@@ -34,14 +38,19 @@ class SweepConfig(BaseModel):
 
 
 def combinations(spec: SweepConfig) -> list[tuple[str, list[str]]]:
-    """(label, overrides) per run. Validates every config before any run starts."""
+    """(label, overrides) per run, seed-major (an interrupted sweep has every dataset and setting at
+    its first seeds). Validates every config before any run starts."""
     keys = sorted(spec.settings)
+    unknown = set(spec.dataset_overrides) - set(spec.datasets)
+    if unknown:
+        raise ValueError(f"dataset_overrides: {', '.join(sorted(unknown))} not in datasets")
     runs = []
-    for dataset, seed, values in itertools.product(spec.datasets, spec.seeds, itertools.product(*(spec.settings[k] for k in keys))):
+    for seed, dataset, values in itertools.product(spec.seeds, spec.datasets, itertools.product(*(spec.settings[k] for k in keys))):
         setting = ",".join(f"{k}={v}" for k, v in zip(keys, values)) or "default"
         label = f"{spec.name}/{dataset}/{setting}/seed{seed}"
         overrides = [
             *spec.overrides,
+            *spec.dataset_overrides.get(dataset, []),
             f"dataset.name={dataset}",
             f"dataset.seed={seed}",
             f"training.seed={seed}",
@@ -54,6 +63,10 @@ def combinations(spec: SweepConfig) -> list[tuple[str, list[str]]]:
     return runs
 
 
+# Per-method figures of a run summary (tasks.report.method_summary) averaged over seeds.
+SUMMARY_KEYS = ("accuracy", "real_accuracy", "mean_new_tokens", "tokens_vs_ft", "speedup_vs_ft")
+
+
 def aggregate(results: list[dict]) -> list[dict]:
     """Mean ± std over seeds per (dataset, setting, method)."""
     groups: dict[tuple[str, str, str], list[dict]] = {}
@@ -62,9 +75,13 @@ def aggregate(results: list[dict]) -> list[dict]:
         for method, m in r["methods"].items():
             groups.setdefault((dataset, setting, method), []).append(m)
     rows = []
-    for (dataset, setting, method), ms in sorted(groups.items()):
+    def order(key: tuple[str, str, str]) -> tuple:
+        dataset, setting, method = key
+        return (dataset, setting, METHODS.index(method) if method in METHODS else len(METHODS), method)
+
+    for (dataset, setting, method), ms in sorted(groups.items(), key=lambda kv: order(kv[0])):
         row = {"dataset": dataset, "setting": setting, "method": method, "seeds": len(ms)}
-        for key in ("accuracy", "mean_new_tokens", "speedup_vs_ft"):
+        for key in SUMMARY_KEYS:
             vals = [m[key] for m in ms if m.get(key) is not None]
             row[key] = round(statistics.fmean(vals), 3) if vals else None
             row[f"{key}_std"] = round(statistics.stdev(vals), 3) if len(vals) > 1 else 0.0
@@ -72,21 +89,44 @@ def aggregate(results: list[dict]) -> list[dict]:
     return rows
 
 
-def render_markdown(spec: SweepConfig, rows: list[dict]) -> str:
+COLUMNS = {
+    "accuracy": "accuracy (%)",
+    "real_accuracy": "real test split (%)",
+    "mean_new_tokens": "mean new tokens",
+    "tokens_vs_ft": "tokens vs FT",
+    "speedup_vs_ft": "latency speedup vs FT",
+}
+
+
+def render_markdown(spec: SweepConfig, rows: list[dict], done: int, total: int) -> str:
+    keys = [k for k in COLUMNS if any(r[k] is not None for r in rows)]
+    status = "complete" if done == total else f"partial: {done} of {total} runs finished"
     lines = [
         f"# Sweep `{spec.name}`",
         "",
-        f"Preset `{spec.preset}`; seeds {spec.seeds}; mean ± std over seeds.",
+        f"Preset `{spec.preset}`; seeds {spec.seeds}; mean ± std over seeds ({status}).",
         "",
-        "| dataset | setting | method | accuracy (%) | mean new tokens | speedup vs FT |",
-        "|---|---|---|---|---|---|",
+        "| dataset | setting | method | seeds | " + " | ".join(COLUMNS[k] for k in keys) + " |",
+        "|---|---|---|---|" + "---|" * len(keys),
     ]
     for r in rows:
         def fmt(key: str) -> str:
             return "–" if r[key] is None else f"{r[key]:.2f} ± {r[key + '_std']:.2f}"
 
-        lines.append(f"| {r['dataset']} | {r['setting']} | {r['method']} | {fmt('accuracy')} | {fmt('mean_new_tokens')} | {fmt('speedup_vs_ft')} |")
+        lines.append(f"| {r['dataset']} | {r['setting']} | {r['method']} | {r['seeds']} | " + " | ".join(fmt(k) for k in keys) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_reports(spec: SweepConfig, results: list[dict], total: int) -> tuple[Path, list[dict], str]:
+    """Markdown + JSON report of the runs finished so far (rewritten after every run)."""
+    rows = aggregate(results)
+    markdown = render_markdown(spec, rows, len(results), total)
+    cfg = load_config(spec.preset, overrides=spec.overrides)
+    path = home_dir(cfg, "reports") / f"sweep-{spec.name.replace('/', '_')}.md"
+    path.write_text(markdown)
+    payload = {"spec": spec.model_dump(), "finished": len(results), "total": total, "rows": rows, "runs": results}
+    path.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
+    return path, rows, markdown
 
 
 @flow(name="sweep", log_prints=True)
@@ -101,14 +141,10 @@ def sweep(spec: SweepConfig = SweepConfig()) -> dict[str, Any]:  # noqa: B008 (P
         for label, overrides in runs:
             out = distill(config=load_config(spec.preset, overrides=overrides))
             results.append(dict(out, run_name=label))
+            write_reports(spec, results, len(runs))
     else:
         results = _run_deployments(spec, runs)
-    rows = aggregate(results)
-    markdown = render_markdown(spec, rows)
-    cfg = load_config(spec.preset, overrides=spec.overrides)
-    path = home_dir(cfg, "reports") / f"sweep-{spec.name.replace('/', '_')}.md"
-    path.write_text(markdown)
-    (path.with_suffix(".json")).write_text(json.dumps({"spec": spec.model_dump(), "rows": rows, "runs": results}, indent=2, default=str))
+    path, rows, markdown = write_reports(spec, results, len(runs))
     _publish(spec, markdown, rows)
     log().info("sweep report: %s", path)
     return {"report": str(path), "rows": rows}

@@ -38,8 +38,10 @@ def gather(db: Database, evals: dict[str, str], runs: dict[str, str], skip_fp: O
 
 def method_summary(rows: list[dict]) -> dict[str, dict[str, Optional[float]]]:
     """Per method on the run's own test split: accuracy, mean new tokens, speedup vs FT (batch-1
-    wall clock) and the generated-token ratio vs FT."""
+    wall clock) and the generated-token ratio vs FT; plus accuracy on the real benchmark's test
+    split when the run evaluated on one."""
     own = {r["method"]: r for r in sorted(rows, key=lambda r: METHODS.index(r["method"])) if r["test_set"] in (None, "test")}
+    real = {r["method"]: r for r in rows if r["test_set"] == "real"}
     ft = own.get("ft", {})
     out = {}
     for method, r in own.items():
@@ -50,6 +52,7 @@ def method_summary(rows: list[dict]) -> dict[str, dict[str, Optional[float]]]:
             "mean_new_tokens": round(r["mean_new_tokens"], 2),
             "speedup_vs_ft": None if speed is None else round(speed, 3),
             "tokens_vs_ft": None if tokens is None else round(tokens, 3),
+            "real_accuracy": round(real[method]["accuracy"], 2) if method in real else None,
         }
     return out
 

@@ -22,6 +22,17 @@ def test_combinations_cover_the_grid_and_set_every_seed():
     label, overrides = runs[0]
     assert label == "s/coin_flip/chunking.num_chunks=2/seed0"
     assert {"dataset.seed=0", "training.seed=0", "student.init_seed=0", "chunking.num_chunks=2"} <= set(overrides)
+    # Seed-major: every dataset and setting at seed 0 before any seed-1 run.
+    assert [label.rsplit("/", 1)[1] for label, _ in runs] == ["seed0"] * 4 + ["seed1"] * 4
+
+
+def test_dataset_overrides_reach_only_their_dataset():
+    spec = SweepConfig(name="s", preset="smoke", datasets=["coin_flip", "multiarith"], dataset_overrides={"multiarith": ["training.max_length=384"]})
+    runs = dict(combinations(spec))
+    assert "training.max_length=384" in runs["s/multiarith/default/seed0"]
+    assert "training.max_length=384" not in runs["s/coin_flip/default/seed0"]
+    with pytest.raises(ValueError, match="dataset_overrides: svamp"):
+        combinations(SweepConfig(preset="smoke", dataset_overrides={"svamp": ["training.epochs=1"]}))
 
 
 def test_a_bad_combination_fails_before_any_run():
@@ -32,13 +43,19 @@ def test_a_bad_combination_fails_before_any_run():
 
 
 def test_aggregate_mean_and_std_over_seeds():
+    ft = {"mean_new_tokens": 60.0, "tokens_vs_ft": 1.0, "speedup_vs_ft": 1.0, "real_accuracy": None}
     results = [
-        {"run_name": "s/coin_flip/default/seed0", "methods": {"ft": {"accuracy": 90.0, "mean_new_tokens": 60.0, "speedup_vs_ft": 1.0}}},
-        {"run_name": "s/coin_flip/default/seed1", "methods": {"ft": {"accuracy": 80.0, "mean_new_tokens": 70.0, "speedup_vs_ft": 1.0}}},
+        {"run_name": "s/coin_flip/default/seed0", "methods": {"stt": dict(ft, accuracy=70.0, tokens_vs_ft=2.0), "ft": dict(ft, accuracy=90.0)}},
+        {"run_name": "s/coin_flip/default/seed1", "methods": {"stt": dict(ft, accuracy=74.0, tokens_vs_ft=1.5), "ft": dict(ft, accuracy=80.0, mean_new_tokens=70.0)}},
     ]
-    (row,) = aggregate(results)
+    rows = aggregate(results)
+    assert [r["method"] for r in rows] == ["ft", "stt"]  # the paper's method order, not alphabetical
+    row = rows[0]
     assert row["seeds"] == 2 and row["accuracy"] == 85.0 and row["accuracy_std"] == pytest.approx(7.071, abs=1e-3)
-    assert "| coin_flip | default | ft | 85.00 ± 7.07 | 65.00 ± 7.07 | 1.00 ± 0.00 |" in render_markdown(SweepConfig(name="s"), [row])
+    assert rows[1]["tokens_vs_ft"] == 1.75 and rows[1]["real_accuracy"] is None
+    markdown = render_markdown(SweepConfig(name="s"), rows, done=2, total=3)
+    assert "| coin_flip | default | ft | 2 | 85.00 ± 7.07 | 65.00 ± 7.07 | 1.00 ± 0.00 | 1.00 ± 0.00 |" in markdown
+    assert "real test split" not in markdown and "partial: 2 of 3 runs" in markdown
 
 
 @pytest.mark.slow
@@ -57,3 +74,12 @@ def test_sweep_command_runs_every_seed_and_writes_the_aggregate(tmp_path):
     accs = [run["methods"]["ft"]["accuracy"] for run in data["runs"]]
     assert rows["ft"]["accuracy"] == pytest.approx(sum(accs) / 2, abs=1e-3)
     assert "± " in (home / "reports" / "sweep-t.md").read_text()
+
+
+@pytest.mark.parametrize("spec_file", sorted(Path(__file__).resolve().parents[1].joinpath("deploy", "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_sweep_spec_validates(spec_file):
+    import yaml
+
+    spec = SweepConfig(**yaml.safe_load(spec_file.read_text()))
+    runs = combinations(spec)
+    assert runs and all(label.startswith(f"{spec.name}/") for label, _ in runs)
