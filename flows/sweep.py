@@ -117,14 +117,16 @@ def render_markdown(spec: SweepConfig, rows: list[dict], done: int, total: int) 
     return "\n".join(lines) + "\n"
 
 
-def write_reports(spec: SweepConfig, results: list[dict], total: int) -> tuple[Path, list[dict], str]:
+def write_reports(spec: SweepConfig, results: list[dict], total: int, failures: dict[str, str]) -> tuple[Path, list[dict], str]:
     """Markdown + JSON report of the runs finished so far (rewritten after every run)."""
     rows = aggregate(results)
     markdown = render_markdown(spec, rows, len(results), total)
+    if failures:
+        markdown += "\n## Failed runs\n\n" + "".join(f"- `{label}`: {error}\n" for label, error in failures.items())
     cfg = load_config(spec.preset, overrides=spec.overrides)
     path = home_dir(cfg, "reports") / f"sweep-{spec.name.replace('/', '_')}.md"
     path.write_text(markdown)
-    payload = {"spec": spec.model_dump(), "finished": len(results), "total": total, "rows": rows, "runs": results}
+    payload = {"spec": spec.model_dump(), "finished": len(results), "total": total, "failures": failures, "rows": rows, "runs": results}
     path.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
     return path, rows, markdown
 
@@ -136,18 +138,39 @@ def sweep(spec: SweepConfig = SweepConfig()) -> dict[str, Any]:  # noqa: B008 (P
 
     runs = combinations(spec)
     log().info("sweep %s: %d runs", spec.name, len(runs))
-    results: list[dict] = []
+    failures: dict[str, str] = {}
     if spec.mode == "subflow":
-        for label, overrides in runs:
-            out = distill(config=load_config(spec.preset, overrides=overrides))
-            results.append(dict(out, run_name=label))
-            write_reports(spec, results, len(runs))
+        results = run_each(
+            runs,
+            lambda overrides: distill(config=load_config(spec.preset, overrides=overrides)),
+            failures,
+            on_result=lambda done: write_reports(spec, done, len(runs), failures),
+        )
     else:
         results = _run_deployments(spec, runs)
-    path, rows, markdown = write_reports(spec, results, len(runs))
+    path, rows, markdown = write_reports(spec, results, len(runs), failures)
     _publish(spec, markdown, rows)
     log().info("sweep report: %s", path)
+    if failures:
+        raise RuntimeError(f"sweep {spec.name}: {len(failures)} of {len(runs)} runs failed ({', '.join(failures)}); the others are in {path}")
     return {"report": str(path), "rows": rows}
+
+
+def run_each(runs: list[tuple[str, list[str]]], run_one, failures: dict[str, str], on_result=None) -> list[dict]:
+    """Run every combination in order. A failing run is logged and recorded in `failures`
+    (label -> error) and the sweep goes on: one bad dataset must not cost the others' results."""
+    results: list[dict] = []
+    for label, overrides in runs:
+        try:
+            out = run_one(overrides)
+        except Exception as e:  # noqa: BLE001 (reported, and the sweep fails at the end)
+            failures[label] = f"{type(e).__name__}: {e}"
+            log().error("sweep run %s failed: %s", label, failures[label])
+            continue
+        results.append(dict(out, run_name=label))
+        if on_result is not None:
+            on_result(results)
+    return results
 
 
 def _run_deployments(spec: SweepConfig, runs: list[tuple[str, list[str]]]) -> list[dict]:

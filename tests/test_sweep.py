@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from flows.sweep import SweepConfig, aggregate, combinations, render_markdown
+from flows.sweep import SweepConfig, aggregate, combinations, render_markdown, run_each
 from skipthink.config import ConfigError
 
 
@@ -83,3 +83,19 @@ def test_every_shipped_sweep_spec_validates(spec_file):
     spec = SweepConfig(**yaml.safe_load(spec_file.read_text()))
     runs = combinations(spec)
     assert runs and all(label.startswith(f"{spec.name}/") for label, _ in runs)
+
+
+def test_a_failing_run_is_recorded_and_the_others_still_run():
+    runs = [("s/a/default/seed0", ["x=1"]), ("s/b/default/seed0", ["x=2"]), ("s/c/default/seed0", ["x=3"])]
+    seen: list[int] = []
+
+    def run_one(overrides):
+        if overrides == ["x=2"]:
+            raise FileNotFoundError("dataset.data_dir: /nowhere does not exist")
+        return {"methods": {"ft": {"accuracy": 50.0}}}
+
+    failures: dict[str, str] = {}
+    results = run_each(runs, run_one, failures, on_result=lambda done: seen.append(len(done)))
+    assert [r["run_name"] for r in results] == ["s/a/default/seed0", "s/c/default/seed0"]
+    assert failures == {"s/b/default/seed0": "FileNotFoundError: dataset.data_dir: /nowhere does not exist"}
+    assert seen == [1, 2]  # the partial report is rewritten after each finished run
