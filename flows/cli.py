@@ -8,6 +8,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Prefect waits 20 s for its temporary server by default; on a busy 2-core machine (a sweep or
+# training next door) start-up alone took longer and the run died before its first stage.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 # Prefect's temporary server keeps its SQLite file under PREFECT_HOME but does not create it.
 os.makedirs(os.path.expanduser(os.environ.get("PREFECT_HOME", "~/.prefect")), exist_ok=True)
 
