@@ -36,7 +36,9 @@ run_teacher_stage(synthetic_examples(25), cfg, DuckDBRequestStore(Database(sys.a
 def test_killed_stage_never_resends_a_saved_request(tmp_path, sig):
     db_path = tmp_path / "skipthink.duckdb"
     db = Database(db_path)
-    with start_server_process(TeacherServerConfig(error_rate=0.0), faults=ServerFaults(latency_ms=40)) as server:
+    # 100 ms per request at concurrency 4: a full stage takes >= 5 s, so even on a loaded machine
+    # (CI beside a training run) the signal lands mid-stage rather than after the child finished.
+    with start_server_process(TeacherServerConfig(error_rate=0.0), faults=ServerFaults(latency_ms=100)) as server:
         cfg = TeacherConfig(base_url=server.base_url, max_concurrency=4, flush_every=4, flush_interval_s=0.1)
         child = subprocess.Popen([sys.executable, "-c", STAGE_CHILD, str(db_path), cfg.model_dump_json()], cwd=REPO,
                                  stderr=subprocess.DEVNULL)
