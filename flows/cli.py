@@ -4,27 +4,38 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Prefect waits 20 s for its temporary server by default; on a busy 2-core machine (a sweep or
-# training next door) start-up alone took longer and the run died before its first stage.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-# Prefect's temporary server keeps its SQLite file under PREFECT_HOME but does not create it.
-os.makedirs(os.path.expanduser(os.environ.get("PREFECT_HOME", "~/.prefect")), exist_ok=True)
+import typer
 
-import typer  # noqa: E402
-
-from flows import cli_bench, cli_data, cli_db, cli_pipeline, cli_teacher  # noqa: E402
+from flows import cli_bench, cli_data, cli_db, cli_models, cli_pipeline, cli_results, cli_teacher
 
 app = typer.Typer(help="skipthink: chunk-wise chain-of-thought distillation.", no_args_is_help=True, add_completion=False)
 app.add_typer(cli_db.app, name="db", help="Inspect and export the DuckDB database.")
 app.add_typer(cli_data.app, name="data", help="Datasets: show them, score recorded teacher completions.")
 app.add_typer(cli_teacher.app, name="teacher", help="The built-in OpenAI-compatible teacher server.")
 app.add_typer(cli_bench.app, name="bench", help="Speed benchmarks; each prints one JSON line.")
+app.add_typer(cli_models.app, name="models", help="Named pretrained students: pull them once, list what is pulled.")
+app.add_typer(cli_results.app, name="results", help="Judge the paper's claims from sweep reports; write the results tables.")
 cli_pipeline.register(app)
 
 
-if __name__ == "__main__":
+def set_process_defaults() -> None:
+    """Environment defaults of a `skipthink` process, set when the command starts (not when this
+    module is imported, so importing it has no side effects)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Prefect waits 20 s for its temporary server by default; on a busy 2-core machine (a sweep or
+    # training next door) start-up alone took longer and the run died before its first stage.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # Prefect's temporary server keeps its SQLite file under PREFECT_HOME but does not create it.
+    os.makedirs(os.path.expanduser(os.environ.get("PREFECT_HOME", "~/.prefect")), exist_ok=True)
+
+
+def main() -> None:
+    set_process_defaults()
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -29,25 +29,38 @@ def teacher(
 @app.command("train")
 def train(
     preset: str = typer.Option("demo", help="Config preset whose student and data are timed."),
-    steps: int = typer.Option(30, help="Timed optimisation steps per trainer (after warm-up)."),
+    steps: Optional[int] = typer.Option(None, help="Timed optimisation steps per trainer and precision, after warm-up (default: 30; 4 with --student)."),
+    student: Optional[str] = typer.Option(None, help="A pulled pretrained student to time instead of the preset's (e.g. smollm2-135m)."),
+    precision: list[str] = typer.Option(["fp32", "bf16"], help="Precisions to compare (repeatable): fp32, bf16."),
+    items: Optional[int] = typer.Option(None, help="Toy training items (default: 256; 32 with --student, which bounds the SBC timing)."),
 ) -> None:
-    """Training tokens/s and MFU for FT and CWT, against a Hugging Face Trainer; SBC's share of an epoch."""
+    """Training tokens/s for FT and CWT per precision, against a Hugging Face Trainer; SBC's share of an epoch."""
     from skipthink.perf import train as bench
 
-    emit(bench.run(preset=preset, steps=steps))
+    bad = sorted(set(precision) - {"fp32", "bf16"})
+    if bad:
+        raise typer.BadParameter(f"unknown precision {', '.join(bad)}; choose fp32 or bf16", param_hint="--precision")
+    steps = steps or (4 if student else 30)
+    warmup = 1 if student else 5
+    emit(bench.run(preset=preset, steps=steps, warmup=warmup, n_items=items or (32 if student else 256), student=student, precisions=precision))
 
 
 @app.command("generate")
 def generate(
     preset: str = typer.Option("demo", help="Config preset whose student size is used."),
+    student: Optional[str] = typer.Option(None, help="A pulled pretrained student to time instead of the preset's (e.g. smollm2-135m)."),
+    precision: str = typer.Option("auto", help="Weights for decoding: auto, fp32 or bf16 (as training.precision)."),
     batch_size: int = typer.Option(32, help="Batch size of the batched run."),
+    one_by_one: Optional[int] = typer.Option(None, help="Prompts timed one by one (default: all of the batch; 8 with --student); rates are compared."),
+    repeats: Optional[int] = typer.Option(None, help="Timed repeats, fastest counts (default: 3; 1 with --student)."),
     ft_new_tokens: Optional[int] = typer.Option(None, help="FT output length for the latency comparison (e.g. a run's FT mean_new_tokens)."),
     stt_new_tokens: Optional[int] = typer.Option(None, help="STT output length for the latency comparison (e.g. a run's STT mean_new_tokens)."),
 ) -> None:
     """Batched greedy generation against one-by-one generate() calls; STT against FT latency."""
     from skipthink.perf import generate as bench
 
-    emit(bench.run(preset=preset, batch_size=batch_size, ft_new_tokens=ft_new_tokens, stt_new_tokens=stt_new_tokens))
+    emit(bench.run(preset=preset, student=student, precision=precision, batch_size=batch_size, repeats=repeats or (1 if student else 3),
+                   one_by_one_prompts=one_by_one or (8 if student else None), ft_new_tokens=ft_new_tokens, stt_new_tokens=stt_new_tokens))
 
 
 @app.command("pipeline")

@@ -9,9 +9,9 @@ from typing import Optional
 import typer
 from pydantic import ValidationError
 
-from skipthink.benchmarks import load_examples
-from skipthink.benchmarks.base import SPLITS, DatasetError
-from skipthink.benchmarks.finetune_cot import teacher_accuracy
+from skipthink.datasets import load_examples
+from skipthink.datasets.base import SPLITS, DatasetError
+from skipthink.datasets.finetune_cot import teacher_accuracy
 from skipthink.config import DatasetConfig
 
 app = typer.Typer(no_args_is_help=True)

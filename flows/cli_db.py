@@ -1,4 +1,9 @@
-"""`skipthink db …`: look into the database without writing SQL files."""
+"""`skipthink db …`: look into the database without writing SQL files.
+
+Every command reads through a sandboxed `ReadView` (a snapshot, read-only, no file access), so
+`db sql` cannot write or read other files, never blocks the pipeline's writers for the length
+of a query, and a mistyped `--db` is an error rather than a new empty database.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,35 @@ import json
 from pathlib import Path
 from typing import Optional
 
+import duckdb
 import typer
 
 from skipthink.config import default_home
-from storage import Database
+from storage import ReadView, StorageError, database_files
+from storage.layout import home_databases
 
 app = typer.Typer(no_args_is_help=True)
 
-DbOption = typer.Option(None, "--db", help="DuckDB file (default: $SKIPTHINK_HOME/skipthink.duckdb).")
+DbOption = typer.Option(
+    None, "--db", help="DuckDB file, or a directory of per-run files (default: every database under $SKIPTHINK_HOME)."
+)
 
 
-def open_db(db: Optional[Path]) -> Database:
-    path = db or default_home() / "skipthink.duckdb"
-    return Database(path)
+def open_db(db: Optional[Path]) -> ReadView:
+    try:
+        return ReadView(database_files(db) if db else home_databases(default_home()))
+    except StorageError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _run(fn):
+    """Database errors (a bad query, a refused file access) as one line and exit code 1."""
+    try:
+        return fn()
+    except (StorageError, duckdb.Error) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
 
 
 def print_rows(rows: list[dict]) -> None:
@@ -42,13 +63,15 @@ def _cell(v) -> str:
 @app.command("tables")
 def tables(db: Optional[Path] = DbOption) -> None:
     """Every table with its row count."""
-    print_rows([{"table": t, "rows": n} for t, n in open_db(db).tables().items()])
+    view = open_db(db)
+    print_rows([{"table": t, "rows": n} for t, n in _run(view.tables).items()])
 
 
 @app.command("sql")
 def sql(query: str = typer.Argument(..., help="A SELECT statement."), as_json: bool = typer.Option(False, "--json", help="Print JSON rows."), db: Optional[Path] = DbOption) -> None:
     """Run a read-only query and print the result."""
-    rows = open_db(db).query(query)
+    view = open_db(db)
+    rows = _run(lambda: view.query(query))
     if as_json:
         typer.echo(json.dumps(rows, default=str))
     else:
@@ -58,5 +81,6 @@ def sql(query: str = typer.Argument(..., help="A SELECT statement."), as_json: b
 @app.command("export")
 def export(table: str, dest: Path, db: Optional[Path] = DbOption) -> None:
     """Write TABLE to a Parquet file."""
-    path = open_db(db).export(table, dest)
+    view = open_db(db)
+    path = _run(lambda: view.export(table, dest))
     typer.echo(f"wrote {path}")

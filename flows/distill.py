@@ -1,31 +1,24 @@
-"""The `distill` flow: one dataset through every stage, each a cached Prefect task.
+"""The `distill` flow: one dataset through every stage of the plan, each a cached Prefect task.
 
-The plan (tasks/stages.py) gives every stage its fingerprint before anything runs. A stage
-is forced to recompute when the user refreshes it or anything upstream of it, or when its
-stored artifacts are gone (a cached Prefect result is never trusted alone).
+The flow walks the plan (tasks/stages.py) in waves of independent nodes. Whether a node
+recomputes follows one rule (tasks/runtime.py): it is forced by a `refresh` of its stage or of
+anything upstream, or by an upstream node that recomputed in this run; otherwise it runs only
+when the database lacks its completed artifacts. Prefect's cache (key `stage-fingerprint`) only
+saves the presence check of a present node.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from prefect import flow
+from prefect import flow, task
+from prefect.context import TaskRunContext
 
-from skipthink.config import PipelineConfig, load_config, validate_config
-from tasks import chunk, data, evaluate, report, skipdata, student, teacher, train
-from tasks.runtime import home_dir, log, open_db
-from tasks.stages import SKIP_METHODS, STAGES, Plan, plan
-
-PRESENCE = {
-    "data": data.present,
-    "teacher": teacher.present,
-    "chunk": chunk.present,
-    "student": student.present,
-    "train": train.present,
-    "skipdata": skipdata.present,
-    "evaluate": evaluate.present,
-    "report": report.present,
-}
+from flows.parameters import ConfigOverrides, PresetName, StageName, distill_run_name, resolve_config
+from skipthink.config import PipelineConfig
+from tasks.runtime import StageContext, execute, home_dir, is_present, log, open_db
+from tasks.stages import REGISTRY, STAGES, StageNode, context, plan
 
 
 def check_refresh(refresh: list[str]) -> set[str]:
@@ -35,71 +28,64 @@ def check_refresh(refresh: list[str]) -> set[str]:
     return set(refresh)
 
 
-def stages_to_refresh(cfg: PipelineConfig, p: Plan, refresh: set[str]) -> set[str]:
-    """Keys forced to recompute: refreshed stages, their downstream, and nodes whose artifacts are gone."""
-    forced = p.downstream_of(refresh)
-    db = open_db(cfg)
-    for key, node in p.nodes.items():
-        if key not in forced and not PRESENCE[node.stage](db, node.fp):
-            forced.add(key)
-    return forced
+def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    node = parameters["node"]
+    return f"{node.stage}-{node.fp}"
 
 
-def default_config() -> PipelineConfig:
-    return load_config("demo")
+@task(cache_key_fn=_cache_key, persist_result=True)
+def run_stage(cfg: PipelineConfig, node: StageNode, input_fps: dict[str, str], force: bool, run_token: str) -> dict:
+    """Run one plan node (any stage) unless the database already holds it."""
+    ctx = StageContext(cfg, node.stage, node.key, node.fp, node.method, input_fps, open_db(cfg), force=force, run_token=run_token)
+    return execute(REGISTRY[node.stage], ctx)
 
 
-@flow(name="distill", log_prints=True)
-def distill(config: PipelineConfig = None, refresh: list[str] = [], parallel: bool = False) -> dict[str, Any]:  # noqa: B006 (Prefect parameter default)
+@flow(name="distill", log_prints=True, flow_run_name=distill_run_name)
+def distill(
+    preset: PresetName = "demo",
+    config: ConfigOverrides = ConfigOverrides(),  # noqa: B008 (Prefect parameter default)
+    refresh: list[StageName] = [],  # noqa: B006 (Prefect parameter default)
+    parallel: bool = False,
+) -> dict[str, Any]:
     """Teacher rationales -> chunk-wise students -> skip-thinking -> evaluation -> report.
 
-    `parallel` submits the stages that do not depend on each other (the four base trainings,
-    STT and SkipALL, the evaluations) together to the flow's task runner; with a Dask runner
-    (`skipthink run --dask-workers N`) they run in separate worker processes.
+    Args:
+        preset: The config to start from (demo: the main job; smoke: every stage in about a minute).
+        config: Fields to change from the preset; every empty field keeps the preset's value.
+        refresh: Stages to recompute, with everything downstream of them (cached otherwise).
+        parallel: Submit the nodes of a wave (the base trainings, STT and SkipALL, the
+            evaluations) together to the task runner; with a Dask runner
+            (`skipthink run --dask-workers N`) they run in separate worker processes.
     """
-    cfg = validate_config(config or default_config())
+    cfg = resolve_config(preset, config)
+    if cfg.storage.layout == "per_run" and not cfg.storage.run_id:
+        # One database file per flow run, shared by its task workers (Dask processes included).
+        from prefect.runtime import flow_run
+
+        cfg = cfg.model_copy(update={"storage": cfg.storage.model_copy(update={"run_id": f"flow-{flow_run.id}"})})
     p = plan(cfg)
-    forced = stages_to_refresh(cfg, p, check_refresh(refresh))
-    results = home_dir(cfg, "prefect-results")  # a Path: Prefect reads a string as a block name
-    log().info("run %s: database %s; recomputing %s", cfg.run_name, cfg.storage.db_path, sorted(forced) or "nothing forced")
-
-    def task_for(key: str, fn):
-        return fn.with_options(refresh_cache=key in forced, result_storage=results, task_run_name=key)
-
-    def upstream(key: str) -> dict[str, str]:
-        return {u: p.fp(u) for u in p.nodes[key].upstream}
-
-    def call(key: str, fn, **kwargs) -> dict:
-        return task_for(key, fn)(cfg, fp=p.fp(key), upstream=upstream(key), **kwargs)
-
-    def call_all(calls: list[tuple[str, Any, dict]]) -> list[dict]:
-        """Independent stages: one after another, or submitted together when `parallel`."""
-        if not parallel:
-            return [call(key, fn, **kw) for key, fn, kw in calls]
-        futures = [task_for(key, fn).submit(cfg, fp=p.fp(key), upstream=upstream(key), **kw) for key, fn, kw in calls]
-        return [f.result() for f in futures]
-
-    call("data", data.data_stage)
-    call("teacher", teacher.teacher_stage, data_fp=p.fp("data"))
-    call("chunk", chunk.chunk_stage, data_fp=p.fp("data"), teacher_fp=p.fp("teacher"))
-    call("student", student.student_stage, data_fp=p.fp("data"), teacher_fp=p.fp("teacher"))
-    ctx = dict(data_fp=p.fp("data"), teacher_fp=p.fp("teacher"), chunk_fp=p.fp("chunk"), student_fp=p.fp("student"))
-    methods = cfg.evaluation.methods
-    call_all([(f"train:{m}", train.train_stage, dict(method=m, **ctx)) for m in methods if m not in SKIP_METHODS])
-    if "skipdata" in p.nodes:
-        call("skipdata", skipdata.skipdata_stage, cwt_run_id=p.fp("train:cwt-sbc"), **ctx)
-        call_all(
-            [
-                (f"train:{m}", train.train_stage, dict(method=m, cwt_run_id=p.fp("train:cwt-sbc"), skip_fp=p.fp("skipdata") if m == "stt" else None, **ctx))
-                for m in SKIP_METHODS
-                if m in methods
-            ]
-        )
-    call_all([(f"evaluate:{m}", evaluate.evaluate_stage, dict(method=m, run_id=p.fp(f"train:{m}"), data_fp=p.fp("data"))) for m in methods])
-    return call(
-        "report",
-        report.report_stage,
-        evals={m: p.fp(f"evaluate:{m}") for m in methods},
-        runs={m: p.fp(f"train:{m}") for m in methods},
-        skip_fp=p.nodes["skipdata"].fp if "skipdata" in p.nodes else None,
-    )
+    forced = p.downstream_of(p.of_stages(check_refresh(refresh)))
+    absent = {k for k in p.nodes if k not in forced and not is_present(REGISTRY[p.nodes[k].stage], context(cfg, p, k))}
+    results_dir = home_dir(cfg, "prefect-results")  # a Path: Prefect reads a string as a block name
+    log().info("run %s: database %s; refreshing %s; absent %s", cfg.run_name, cfg.storage.db_path, sorted(forced) or "nothing", sorted(absent) or "nothing")
+    run_token = uuid.uuid4().hex
+    results: dict[str, dict] = {}
+    for wave in p.waves():
+        calls = []
+        for key in wave:
+            node = p.nodes[key]
+            force = key in forced
+            # Prefect may only return its cached result for a node the database holds.
+            task_fn = run_stage.with_options(name=node.stage, task_run_name=key, refresh_cache=force or key in absent, result_storage=results_dir)
+            calls.append((key, task_fn, dict(cfg=cfg, node=node, input_fps=p.input_fps(key), force=force, run_token=run_token)))
+        if parallel:
+            futures = [(key, fn.submit(**kw)) for key, fn, kw in calls]
+            done = [(key, f.result()) for key, f in futures]
+        else:
+            done = [(key, fn(**kw)) for key, fn, kw in calls]
+        for key, result in done:
+            results[key] = result
+            if result.get("computed_by") == run_token:
+                # Recomputed now: whatever was built from its previous outputs is stale.
+                forced |= p.downstream_of({key}) - {key}
+    return results["report"]

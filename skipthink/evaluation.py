@@ -7,8 +7,8 @@ subset (the first `latency_samples` examples, so every method is timed on the sa
 throughput is questions per second for one batch of `throughput_batch` questions (the
 examples repeated cyclically when there are fewer).
 
-STT's claim is a speedup, so `speedups` turns per-method metrics into the ratios the paper
-reports: baseline / STT, in generated tokens and in batch-1 latency (> 1 means STT is faster).
+STT's claim is a speedup, so `method_summary` turns per-method metrics into the ratios the
+paper reports: FT / method, in generated tokens and in batch-1 latency (> 1 means faster than FT).
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
-from skipthink.benchmarks.base import Example
-from skipthink.config import EvaluationConfig
+from skipthink.datasets.base import Example
+from skipthink.config import METHODS, EvaluationConfig
 from skipthink.generation import generate
 from skipthink.inference import Prediction, method_prompt, predict
 
 WARMUP_QUESTIONS = 2
-# Speedup pairs: (key prefix, baseline method); the faster method is always STT.
-SPEEDUP_BASELINES = (("stt_vs_ft", "ft"), ("stt_vs_cwt", "cwt-sbc"))
 
 
 @dataclass(frozen=True)
@@ -86,19 +84,23 @@ def ratio(baseline: Optional[float], faster: Optional[float]) -> Optional[float]
     return baseline / faster
 
 
-def speedups(metrics_by_method: Mapping[str, Mapping]) -> dict:
-    """STT vs FT and STT vs CWT-SBC, in tokens and latency; only pairs whose methods are present.
-
-    Keys: `stt_vs_ft_tokens`, `stt_vs_ft_latency`, `stt_vs_cwt_tokens`, `stt_vs_cwt_latency`.
-    """
-    stt = metrics_by_method.get("stt")
-    out: dict = {}
-    if stt is None:
-        return out
-    for key, baseline_method in SPEEDUP_BASELINES:
-        base = metrics_by_method.get(baseline_method)
-        if base is None:
-            continue
-        out[f"{key}_tokens"] = ratio(base.get("mean_new_tokens"), stt.get("mean_new_tokens"))
-        out[f"{key}_latency"] = ratio(base.get("latency_median_s"), stt.get("latency_median_s"))
+def method_summary(rows: Sequence[Mapping]) -> dict[str, dict[str, Optional[float]]]:
+    """Per method on the run's own test split (metrics rows): accuracy, mean new tokens, speedup
+    vs FT (FT's median batch-1 latency over the method's) and the generated-token ratio vs FT;
+    plus accuracy on the real benchmark's test split when the run evaluated on one."""
+    own = {r["method"]: r for r in sorted(rows, key=lambda r: METHODS.index(r["method"])) if r["test_set"] != "real"}
+    real = {r["method"]: r for r in rows if r["test_set"] == "real"}
+    ft = own.get("ft", {})
+    out = {}
+    for name, r in own.items():
+        speed = ratio(ft.get("latency_median_s"), r["latency_median_s"])
+        tokens = ratio(ft.get("mean_new_tokens"), r["mean_new_tokens"])
+        out[name] = {
+            "accuracy": round(r["accuracy"], 2),
+            "n": r.get("n"),
+            "mean_new_tokens": round(r["mean_new_tokens"], 2),
+            "speedup_vs_ft": None if speed is None else round(speed, 3),
+            "tokens_vs_ft": None if tokens is None else round(tokens, 3),
+            "real_accuracy": round(real[name]["accuracy"], 2) if name in real else None,
+        }
     return out

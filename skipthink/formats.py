@@ -1,4 +1,4 @@
-"""Sequence formats of DESIGN.md §1 as (prompt text, target text) pairs, and their tokenisation.
+"""Sequence formats of docs/DESIGN.md §1 as (prompt text, target text) pairs, and their tokenisation.
 
 Loss masks are explicit data: `build_example` returns `(input_ids, labels)` with -100 on every
 prompt token, so a test can print exactly which tokens carry loss.
@@ -36,17 +36,8 @@ def special_tokens(num_chunks: int) -> list[str]:
     return [SEP, FT_ARROW, ANSWER, SKIP, THOUGHT, *(chunk_marker(j) for j in range(1, num_chunks + 1))]
 
 
-def answer_prefix(method: str) -> Optional[str]:
-    """The marker after which a method writes its answer (None: the whole output is the answer)."""
-    if method == "answer-only":
-        return None
-    if method == "ft":
-        return FT_ARROW
-    return ANSWER
-
-
 @dataclass(frozen=True)
-class Stage:
+class Segment:
     """One training sequence: loss only on `target`; `eos` appends the end-of-sequence token."""
 
     prompt: str
@@ -58,19 +49,19 @@ def question_prompt(question: str, skip: bool = False) -> str:
     return f"{SKIP + ' ' if skip else ''}{question} {SEP}"
 
 
-def answer_only_stage(question: str, answer: str) -> Stage:
-    return Stage(question_prompt(question), f" {answer}", eos=True)
+def answer_only_segment(question: str, answer: str) -> Segment:
+    return Segment(question_prompt(question), f" {answer}", eos=True)
 
 
-def ft_stage(question: str, rationale: str, answer: str) -> Stage:
-    return Stage(question_prompt(question), f" {rationale.strip()} {FT_ARROW} {answer}", eos=True)
+def ft_segment(question: str, rationale: str, answer: str) -> Segment:
+    return Segment(question_prompt(question), f" {rationale.strip()} {FT_ARROW} {answer}", eos=True)
 
 
 def _chunk_text(j: int, chunk: str, skipped: bool) -> str:
     return f" {chunk_marker(j)} {THOUGHT if skipped else chunk}"
 
 
-def chunk_stages(question: str, chunks: Sequence[str], answer: str, skip_mask: Optional[Sequence[bool]] = None) -> list[Stage]:
+def chunk_segments(question: str, chunks: Sequence[str], answer: str, skip_mask: Optional[Sequence[bool]] = None) -> list[Segment]:
     """All stages of one chunked example, in order; the last is the answer stage.
 
     Without a skip mask this is CWT (stages 1..M, answer). With one it is a skip-thinking
@@ -81,7 +72,7 @@ def chunk_stages(question: str, chunks: Sequence[str], answer: str, skip_mask: O
     mask = list(skip_mask) if skip else [False] * len(chunks)
     if len(mask) != len(chunks):
         raise ValueError(f"skip_mask has {len(mask)} entries for {len(chunks)} chunks")
-    stages: list[Stage] = []
+    stages: list[Segment] = []
     written = question_prompt(question, skip=skip)
     pending = ""  # placeholders of skipped chunks not yet part of a target
     for j, (chunk, skipped) in enumerate(zip(chunks, mask), start=1):
@@ -89,20 +80,20 @@ def chunk_stages(question: str, chunks: Sequence[str], answer: str, skip_mask: O
         if skipped:
             pending += piece
             continue
-        stages.append(Stage(written, pending + piece, eos=False))
+        stages.append(Segment(written, pending + piece, eos=False))
         written += pending + piece
         pending = ""
-    stages.append(Stage(written, f"{pending} {ANSWER} {answer}", eos=True))
+    stages.append(Segment(written, f"{pending} {ANSWER} {answer}", eos=True))
     return stages
 
 
 def full_chunked_text(question: str, chunks: Sequence[str], answer: str, skip_mask: Optional[Sequence[bool]] = None) -> str:
     """The whole sequence `q ### [1] c_1 … [M] c_M [answer] a` (without EOS)."""
-    last = chunk_stages(question, chunks, answer, skip_mask)[-1]
+    last = chunk_segments(question, chunks, answer, skip_mask)[-1]
     return last.prompt + last.target
 
 
-def build_example(tokenizer, stage: Stage, max_length: int) -> tuple[list[int], list[int]]:
+def build_example(tokenizer, stage: Segment, max_length: int) -> tuple[list[int], list[int]]:
     """Tokenise prompt and target separately (so the loss boundary is exact) and mask the prompt.
 
     Over-long sequences lose prompt tokens from the left; a target that alone reaches

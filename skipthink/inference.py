@@ -3,7 +3,7 @@
 Each method differs only in its prompt and where its answer sits in the output (formats.py):
 answer-only and FT read `{q} ###` (FT writes `… --> a`); CWT writes `[1] … [M] … [answer] a`
 from the same prompt; STT and SkipALL are prompted `[skip] {q} ###`. Scoring is Fine-tune-CoT's
-evaluator (`benchmarks.scoring`), given the method's answer prefix.
+evaluator (`datasets.scoring`), given the method's answer prefix.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional, Sequence
 
-from skipthink.benchmarks.base import Example
-from skipthink.benchmarks.scoring import extract_answer, is_correct
-from skipthink.config import METHODS, EvaluationConfig
-from skipthink.formats import answer_prefix, question_prompt
+from skipthink.datasets.base import Example
+from skipthink.datasets.scoring import extract_answer, is_correct
+from skipthink.config import EvaluationConfig
+from skipthink.formats import question_prompt
 from skipthink.generation import generate
+from skipthink.methods import method as method_spec
 
-SKIP_PROMPTED = ("stt", "skipall")
 PROGRESS_EVERY_BATCHES = 4
 
 
@@ -36,16 +36,14 @@ class Prediction:
 
 
 def method_prompt(method: str, question: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return question_prompt(question, skip=method in SKIP_PROMPTED)
+    return question_prompt(question, skip=method_spec(method).skip_prompted)
 
 
 def score_output(method: str, output: str, example: Example, answer_type: Optional[str] = None) -> tuple[Optional[str], bool]:
     """(predicted, correct) for one output; `answer_type` defaults to the example's."""
     answer_type = answer_type or example.answer_type
     letters = example.meta.get("choice_letters") if answer_type == "letter" else None
-    predicted = extract_answer(output, answer_type, prefix=answer_prefix(method), letters=letters)
+    predicted = extract_answer(output, answer_type, prefix=method_spec(method).answer_prefix, letters=letters)
     return predicted, is_correct(predicted, example.answer, answer_type)
 
 

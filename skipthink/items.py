@@ -20,6 +20,9 @@ class TrainItem:
     boundaries: Optional[tuple[int, ...]] = None
     # Skip-thinking samples: True where chunk j is written `[j] [thought]`; None = a plain CWT sample.
     skip_mask: Optional[tuple[bool, ...]] = None
+    # STT / SkipALL: the mask of this item's skip sample, which an epoch trains instead of the
+    # plain sample for a `skip.mix` share of items; None = the item has no skip sample.
+    skip_alternative: Optional[tuple[bool, ...]] = None
 
     @property
     def key(self) -> tuple[str, int]:
@@ -36,6 +39,15 @@ class TrainItem:
 
     def with_skip_mask(self, mask) -> "TrainItem":
         return replace(self, skip_mask=tuple(bool(m) for m in mask))
+
+    def with_skip_alternative(self, mask) -> "TrainItem":
+        return replace(self, skip_alternative=tuple(bool(m) for m in mask))
+
+    def skip_sample(self) -> "TrainItem":
+        """The skip sample this item trains in the epochs that draw it."""
+        if self.skip_alternative is None:
+            raise ValueError(f"item {self.key} has no skip sample")
+        return replace(self, skip_mask=self.skip_alternative)
 
 
 def make_item(sample_id: str, completion_index: int, question: str, answer: str, rationale: str, num_chunks: int) -> TrainItem:

@@ -28,7 +28,7 @@ def _split_longest(steps: list[str]) -> list[str] | None:
 
 
 def ensure_min_steps(steps: list[str], num_chunks: int) -> list[str]:
-    """If S < M, split the longest steps at word boundaries until S = M (DESIGN §1).
+    """If S < M, split the longest steps at word boundaries until S = M (docs/DESIGN.md §1).
 
     Raises ValueError when the rationale has fewer than M words: M non-empty chunks cannot
     be formed, and the caller drops (and counts) that rationale.

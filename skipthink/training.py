@@ -1,23 +1,30 @@
 """ONE training loop for every method: answer-only, ft, cwt-ac, cwt-sbc, stt, skipall.
 
-The methods differ only in the sequences an item yields (`batching.item_stages`) and, for
-cwt-sbc, in a chunk-boundary search before every `chunking.refresh_every`-th epoch. The loss is
+The methods differ only in the sequences an item yields (`batching.item_segments`), in the
+skip samples STT and SkipALL mix in (`batching.epoch_items`), and, for cwt-sbc, in a
+chunk-boundary search before every `chunking.refresh_every`-th epoch from the second on (the
+first trains on average chunking; validation items are re-chunked too). The loss is
 the mean over the batch's target tokens (labels -100 elsewhere, summed across DDP processes),
 and only target positions go through the LM head — the head is a large share of a step for a
 real vocabulary, and CWT batches have few target tokens.
 
 Epochs are 0-based everywhere (logs, chunkings, best_epoch). Validation runs every epoch on
 `val_items` in the method's format (one full sequence per item with loss on every stage's
-target); the best epoch's weights become `out_dir/final`. A checkpoint after each epoch lets a
-killed run resume when called again with the same `out_dir`. With `training.ddp_processes > 1`
-the call relaunches itself under `torchrun` (see `train_worker`).
+target, skip samples included for STT/SkipALL); the best epoch's weights become
+`out_dir/final`. A checkpoint after each epoch lets a killed run resume when called again with
+the same `out_dir` (after the last epoch only the loop state is written: `best/` holds the
+weights, and `final/` is hard links to it); a checkpoint of another run, or one that cannot be read, is discarded and
+the run starts over. Every run records its budget: optimiser steps and target tokens seen,
+and with `training.budget: tokens` the epoch count that matches a target-token budget. With
+`training.ddp_processes > 1` the call relaunches itself under `torchrun` (see `train_worker`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -28,17 +35,20 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
-from tqdm.auto import tqdm
 
 from skipthink import batching
+from skipthink.datasets.synthetic import curriculum_order
 from skipthink.checkpoints import commit_checkpoint, latest_checkpoint, load_checkpoint, staging_dir, write_rng
 from skipthink.chunking import run_sbc
 from skipthink.config import METHODS, PipelineConfig, canonical_json, stable_hash
-from skipthink.formats import IGNORE_INDEX
+from skipthink.formats import IGNORE_INDEX, ft_segment
+from skipthink.inputs import file_sha256
 from skipthink.items import TrainItem
-from skipthink.student import count_parameters, load_student, resolve_device
+from skipthink.methods import method as method_spec
+from skipthink.student import count_parameters, load_student, resolve_device, resolve_precision
 
 ItemKey = tuple[str, int]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +58,9 @@ class TrainHooks:
     on_log: Optional[Callable[[list[dict]], None]] = None  # {epoch, step, loss, lr, tokens_per_s, val_loss, kind}
     on_chunkings: Optional[Callable[[int, list[dict]], None]] = None  # (epoch, [{sample_id, completion_index, epoch, boundaries, score, moves}])
     on_progress: Optional[Callable[[int, int, dict], None]] = None  # (done_steps, total_steps, info)
+    # (epoch, model, tokenizer, validation batches) after each epoch's validation: for analyses
+    # that need the weights as they are during training (skipthink.core_tokens).
+    on_epoch: Optional[Callable[[int, Any, Any, list], None]] = None
 
 
 @dataclass
@@ -62,8 +75,10 @@ class TrainResult:
     train_seconds: float  # wall time of all epochs (SBC and validation included), summed over resumes
     tokens_per_s: float  # non-pad tokens through optimisation steps per second, all processes
     n_params: int
+    target_tokens: int = 0  # target (loss-carrying) tokens seen by optimisation steps, all processes
+    budget: Optional[dict] = None  # {mode, epochs, token_budget, target_tokens_per_epoch}
     sbc_seconds: float = 0.0
-    # cwt-sbc: the boundaries the best epoch was trained on, per item key.
+    # cwt-sbc: the boundaries the best epoch was trained on (validated on), per train/val item key.
     final_boundaries: Optional[dict[ItemKey, tuple[int, ...]]] = None
 
     def to_json(self) -> dict[str, Any]:
@@ -123,24 +138,31 @@ def lr_factor(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[i
     return factor
 
 
-def resolve_mixed_precision(setting: str, device: torch.device) -> str:
-    if setting != "auto":
-        return setting
-    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def run_key(method: str, cfg: PipelineConfig, train_items: Sequence[TrainItem], val_items: Sequence[TrainItem], init_dir: Path) -> str:
-    """What a checkpoint must match to be resumed from."""
+    """What a checkpoint must match to be resumed from: everything that shapes the run."""
     items = json.dumps([[asdict(i) for i in train_items], [asdict(i) for i in val_items]], sort_keys=True, default=str)
-    return stable_hash(method, canonical_json(cfg.training), canonical_json(cfg.chunking), items, str(Path(init_dir).resolve()))
+    parts = [method, canonical_json(cfg.training), items, str(Path(init_dir).resolve())]
+    if method_spec(method).needs_sbc:
+        parts.append(canonical_json(cfg.chunking))
+    if method_spec(method).skip_prompted:
+        parts.append(str(cfg.skip.mix))
+    return stable_hash(*parts)
+
+
+def recover_best(out_dir: Path) -> None:
+    """Undo a kill between moving `best/` aside and renaming its replacement into place."""
+    best, old = Path(out_dir) / "best", Path(out_dir) / "best.old"
+    if not best.exists() and old.exists():
+        old.rename(best)
+
+
+def sbc_refresh_due(epoch: int, refresh_every: int) -> bool:
+    """SBC searches before epoch 1, 1+k, 1+2k, ... (epoch 0 trains on average chunking)."""
+    return epoch >= 1 and (epoch - 1) % refresh_every == 0
+
+
+def _target_tokens(encoded: tuple[list[int], list[int]]) -> int:
+    return sum(1 for y in encoded[1] if y != IGNORE_INDEX)
 
 
 def _rows_from_chunkings(items, results, epoch) -> list[dict]:
@@ -155,11 +177,15 @@ class _Loop:
 
     def __init__(self, method, train_items, val_items, init_dir, out_dir, cfg: PipelineConfig, hooks: TrainHooks):
         self.method, self.cfg, self.hooks = method, cfg, hooks
-        self.t, self.M = cfg.training, cfg.chunking.num_chunks
+        self.t, self.M = cfg.training, int(cfg.chunking.num_chunks)
+        self.mix = cfg.skip.mix if method_spec(method).skip_prompted else 0.0
         self.train_items, self.val_items = list(train_items), list(val_items)
+        self.curriculum = curriculum_order(cfg.dataset, [it.question for it in self.train_items])  # None: shuffled batches
         self.init_dir, self.out_dir = Path(init_dir), Path(out_dir)
         device = resolve_device(cfg.student.device)
-        self.acc = Accelerator(mixed_precision=resolve_mixed_precision(self.t.mixed_precision, device), cpu=device.type == "cpu")
+        # bf16 autocast (fp32 master weights) covers the training steps, validation and SBC scoring.
+        mixed = "bf16" if resolve_precision(self.t.precision, device) == "bf16" else "no"
+        self.acc = Accelerator(mixed_precision=mixed, cpu=device.type == "cpu")
         self.rank, self.world = self.acc.process_index, self.acc.num_processes
         self.main = self.acc.is_main_process
         set_seed(self.t.seed + self.rank)  # dropout; a resumed run restores the RNG from its checkpoint
@@ -167,65 +193,131 @@ class _Loop:
         model, self.tokenizer = load_student(self.init_dir, device="cpu")
         model.train()
         self.n_params = count_parameters(model)
-        optimizer = make_optimizer(model, self.t.lr, self.t.weight_decay)
-        counts = [len(batching.item_stages(method, it, self.M)) for it in self.train_items]
-        self.steps_per_epoch = batching.steps_per_epoch(counts, self.t.stage_sampling, self.t.batch_size, self.world)
-        self.total_steps = self.steps_per_epoch * self.t.epochs
-        warmup = int(self.t.warmup_ratio * self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(self.t.schedule, warmup, self.total_steps))
-
+        self.encoder = batching.SegmentEncoder(self.tokenizer, self.t.max_length)
         self.key = run_key(method, cfg, self.train_items, self.val_items, self.init_dir)
+        sbc = method_spec(method).needs_sbc
         self.state: dict[str, Any] = {
             "run_key": self.key, "epoch": 0, "step": 0, "best_epoch": None, "best_val_loss": None, "bad_epochs": 0,
-            "stopped": False, "train_seconds": 0.0, "step_seconds": 0.0, "tokens": 0, "sbc_seconds": 0.0,
-            "boundaries": [list(it.chunk_boundaries(self.M)) for it in self.train_items] if method == "cwt-sbc" else None,
-            "best_boundaries": None,
+            "stopped": False, "train_seconds": 0.0, "step_seconds": 0.0, "tokens": 0, "target_tokens": 0, "sbc_seconds": 0.0,
+            "boundaries": [list(it.chunk_boundaries(self.M)) for it in self.train_items] if sbc else None,
+            "val_boundaries": [list(it.chunk_boundaries(self.M)) for it in self.val_items] if sbc else None,
+            "best_boundaries": None, "best_val_boundaries": None,
         }
-        ckpt = latest_checkpoint(self.out_dir)
-        if ckpt is not None:
-            state = load_checkpoint(ckpt, self.rank, model, optimizer, self.scheduler)
-            if state["run_key"] != self.key:
-                raise RuntimeError(f"{self.out_dir} holds checkpoints of a different run (method, config, items or init); use a fresh out_dir")
-            self.state = state
+        # Segment counts do not depend on the chunking, so the budget is fixed before training.
+        self.budget = self._plan_budget()
+        self.epochs = self.budget["epochs"]
+        self.total_steps = sum(self._steps_in_epoch(e) for e in range(self.epochs))
+        model, optimizer = self._resume_or_start(model)
         self.loss_module, self.optimizer = self.acc.prepare(TargetLoss(model), optimizer)
-        self.encoder = batching.StageEncoder(self.tokenizer, self.t.max_length)
         self.val_batches = self._val_batches()
+
+    def _new_optimizer(self, model):
+        optimizer = make_optimizer(model, self.t.lr, self.t.weight_decay)
+        warmup = int(self.t.warmup_ratio * self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(self.t.schedule, warmup, self.total_steps))
+        return optimizer
+
+    def _resume_or_start(self, model):
+        """Resume from the latest checkpoint of this very run; discard any other (a checkpoint of
+        a different run, or one a kill left unreadable) and start over."""
+        optimizer = self._new_optimizer(model)
+        recover_best(self.out_dir)
+        ckpt = latest_checkpoint(self.out_dir)
+        if ckpt is None:
+            return model, optimizer
+        try:
+            state = json.loads((ckpt / "state.json").read_text())
+            if state.get("run_key") != self.key:
+                raise ValueError("checkpoint of a different run (method, config, items or initial student)")
+            self.state = load_checkpoint(ckpt, self.rank, model, optimizer, self.scheduler)
+            return model, optimizer
+        except Exception as e:  # noqa: BLE001 (any unreadable checkpoint means: start over)
+            logger.warning("discarding checkpoints in %s and starting over: %s", self.out_dir, e)
+            self.acc.wait_for_everyone()
+            if self.main:
+                for name in ("checkpoints", "best", "final"):
+                    shutil.rmtree(self.out_dir / name, ignore_errors=True)
+            self.acc.wait_for_everyone()
+            model, _ = load_student(self.init_dir, device="cpu")
+            model.train()
+            return model, self._new_optimizer(model)
+
+    # ---- budget -----------------------------------------------------------------------
+    def _segments(self, epoch: int) -> list[list]:
+        return [batching.item_segments(self.method, it, self.M) for it in self._items_now(epoch)]
+
+    def _steps_in_epoch(self, epoch: int) -> int:
+        return batching.steps_per_epoch([len(s) for s in self._segments(epoch)], self.t.segment_sampling, self.t.batch_size, self.world)
+
+    def _target_tokens_in_epoch(self, epoch: int) -> int:
+        segments = self._segments(epoch)
+        units = batching.epoch_units([len(s) for s in segments], self.t.segment_sampling, self.t.seed, epoch)
+        return sum(_target_tokens(self.encoder(segments[i][j])) for round_units in units for i, j in round_units)
+
+    def _plan_budget(self) -> dict:
+        """Epochs to train: `training.epochs`, or (budget=tokens) the whole number of epochs whose
+        target tokens come closest to the token budget (default: FT's in `training.epochs`)."""
+        per_epoch = self._target_tokens_in_epoch(0)
+        budget = {"mode": self.t.budget, "epochs": self.t.epochs, "target_tokens_per_epoch": per_epoch, "token_budget": None}
+        if self.t.budget == "tokens":
+            ref = self.t.token_budget
+            if ref is None:
+                ft = [ft_segment(it.question, it.rationale, it.answer) for it in self.train_items]
+                ref = self.t.epochs * sum(_target_tokens(self.encoder(seg)) for seg in ft)
+            budget.update(token_budget=ref, epochs=max(1, round(ref / max(per_epoch, 1))))
+        return budget
+
+    def _items_now(self, epoch: int) -> list[TrainItem]:
+        items = self.train_items
+        if self.state["boundaries"] is not None:
+            items = [it.with_boundaries(b) for it, b in zip(items, self.state["boundaries"])]
+        return batching.epoch_items(items, self.mix, self.t.seed, epoch) if self.mix > 0 else items
 
     @property
     def model(self):
         return self.acc.unwrap_model(self.loss_module).lm
 
     # ---- data -------------------------------------------------------------------------
-    def _items_now(self) -> list[TrainItem]:
-        if self.state["boundaries"] is None:
-            return self.train_items
-        return [it.with_boundaries(b) for it, b in zip(self.train_items, self.state["boundaries"])]
+    def _val_samples(self) -> list[TrainItem]:
+        """Validation in the method's own formats: each val item (with its current chunking),
+        plus its skip sample for STT/SkipALL."""
+        items = self.val_items
+        if self.state["val_boundaries"] is not None:
+            items = [it.with_boundaries(b) for it, b in zip(items, self.state["val_boundaries"])]
+        return items + [it.skip_sample() for it in items if self.mix > 0 and it.skip_alternative is not None]
 
     def _val_batches(self) -> list[batching.Batch]:
-        seqs = [batching.full_sequence(self.tokenizer, batching.item_stages(self.method, it, self.M), self.t.max_length) for it in self.val_items]
+        seqs = [batching.full_sequence(self.tokenizer, batching.item_segments(self.method, it, self.M), self.t.max_length) for it in self._val_samples()]
         seqs = sorted(seqs[self.rank :: self.world], key=lambda s: len(s[0]))
         pad = self.tokenizer.pad_token_id
         return [batching.collate(seqs[i : i + self.t.batch_size], pad) for i in range(0, len(seqs), self.t.batch_size)]
 
     # ---- pieces of an epoch -----------------------------------------------------------
     def refresh_chunkings(self, epoch: int) -> None:
+        """SBC over train and validation items (validation is scored in the chunking training
+        uses, so it is re-chunked by the same search; it is never trained on)."""
         start = time.perf_counter()
         c = self.cfg.chunking
-        mine = list(range(self.rank, len(self.train_items), self.world))
+        items = self.train_items + self.val_items
+        current = self.state["boundaries"] + self.state["val_boundaries"]
+        mine = list(range(self.rank, len(items), self.world))
         with self.acc.autocast():
             results = run_sbc(
-                self.model, self.tokenizer, [self.train_items[i] for i in mine], self.M, c.eta, c.max_rounds,
-                self.t.max_length, c.score_batch_size, start=[tuple(self.state["boundaries"][i]) for i in mine],
+                self.model, self.tokenizer, [items[i] for i in mine], self.M, c,
+                self.t.max_length, start=[tuple(current[i]) for i in mine],
             )
         pairs = list(zip(mine, results))
         if self.world > 1:
             pairs = gather_object(pairs)
         by_index = dict(pairs)
-        ordered = [by_index[i] for i in range(len(self.train_items))]
-        self.state["boundaries"] = [list(r.boundaries) for r in ordered]
+        ordered = [by_index[i] for i in range(len(items))]
+        n = len(self.train_items)
+        self.state["boundaries"] = [list(r.boundaries) for r in ordered[:n]]
+        self.state["val_boundaries"] = [list(r.boundaries) for r in ordered[n:]]
+        self.val_batches = self._val_batches()
         self.state["sbc_seconds"] += time.perf_counter() - start
         if self.main and self.hooks.on_chunkings:
-            self.hooks.on_chunkings(epoch, _rows_from_chunkings(self.train_items, ordered, epoch))
+            self.hooks.on_chunkings(epoch, _rows_from_chunkings(items, ordered, epoch))
 
     def _global_sum(self, value: torch.Tensor) -> torch.Tensor:
         return self.acc.reduce(value, reduction="sum") if self.world > 1 else value
@@ -261,12 +353,17 @@ class _Loop:
         return float(total[0] / total[1].clamp(min=1))
 
     def save_pretrained(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
+        """Write `path` through a temporary directory; the previous copy is moved aside (not
+        deleted) until the new one is in place, so a kill at any point leaves one whole copy."""
+        tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
-        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
         tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
 
     def checkpoint(self, epoch: int) -> None:
         if self.main:
@@ -277,7 +374,9 @@ class _Loop:
         write_rng(staging_dir(self.out_dir, epoch), self.rank)
         self.acc.wait_for_everyone()
         if self.main:
-            commit_checkpoint(self.out_dir, epoch, self.model, self.optimizer.optimizer, self.scheduler, self.state)
+            finished = self.state["stopped"] or self.state["epoch"] >= self.epochs
+            state = dict(self.state, finished=finished)
+            commit_checkpoint(self.out_dir, epoch, self.model, self.optimizer.optimizer, self.scheduler, state, weights=not finished)
         self.acc.wait_for_everyone()
 
     def _log(self, rows: list[dict]) -> None:
@@ -290,14 +389,15 @@ class _Loop:
 
     # ---- the loop ---------------------------------------------------------------------
     def run(self) -> TrainResult:
-        bar = tqdm(total=self.total_steps, initial=self.state["step"], desc=f"train {self.method}", disable=not self.main, leave=False)
-        while not self.state["stopped"] and self.state["epoch"] < self.t.epochs:
+        while not self.state["stopped"] and self.state["epoch"] < self.epochs:
             epoch = self.state["epoch"]
             epoch_start = time.perf_counter()
-            if self.method == "cwt-sbc" and epoch % self.cfg.chunking.refresh_every == 0:
+            if method_spec(self.method).needs_sbc and sbc_refresh_due(epoch, self.cfg.chunking.refresh_every):
                 self.refresh_chunkings(epoch)
-            stages = [batching.item_stages(self.method, it, self.M) for it in self._items_now()]
-            batches = batching.epoch_batches(stages, self.encoder, self.t.batch_size, self.t.stage_sampling, self.t.seed, epoch, self.rank, self.world)
+            batches = batching.epoch_batches(
+                self._segments(epoch), self.encoder, self.t.batch_size, self.t.segment_sampling, self.t.seed, epoch, self.rank, self.world,
+                order=self.curriculum,
+            )
             epoch_loss = epoch_targets = 0.0
             win_loss = win_targets = win_tokens = 0.0
             win_start = time.perf_counter()
@@ -307,28 +407,28 @@ class _Loop:
                 loss_sum, n_targets, tokens = self.train_step(batch)
                 self.state["step_seconds"] += time.perf_counter() - step_start
                 self.state["tokens"] += tokens
+                self.state["target_tokens"] += n_targets
                 self.state["step"] += 1
                 epoch_loss += loss_sum
                 epoch_targets += n_targets
                 win_loss, win_targets, win_tokens = win_loss + loss_sum, win_targets + n_targets, win_tokens + tokens
-                bar.update(1)
                 if self.state["step"] % self.t.log_every == 0:
                     now = time.perf_counter()
                     row = {"epoch": epoch, "step": self.state["step"], "loss": win_loss / max(win_targets, 1), "lr": self.scheduler.get_last_lr()[0],
                            "tokens_per_s": win_tokens / max(now - win_start, 1e-9), "val_loss": None, "kind": "train"}
-                    bar.set_postfix(loss=f"{row['loss']:.3f}")
                     self._log([row])
                     self._progress({"epoch": epoch, "loss": row["loss"]})
                     win_loss = win_targets = win_tokens = 0.0
                     win_start = now
             val = self.validation_loss()
+            if self.main and self.hooks.on_epoch:
+                self.hooks.on_epoch(epoch, self.model, self.tokenizer, [b.to(self.acc.device) for b in self.val_batches])
             self._end_epoch(epoch, val)
             self.state["train_seconds"] += time.perf_counter() - epoch_start
             self._log([{"epoch": epoch, "step": self.state["step"], "loss": epoch_loss / max(epoch_targets, 1), "lr": self.scheduler.get_last_lr()[0],
                         "tokens_per_s": self.state["tokens"] / max(self.state["step_seconds"], 1e-9), "val_loss": val, "kind": "val"}])
             self.checkpoint(epoch)
             self._progress({"epoch": epoch, "val_loss": val, "epoch_done": True})
-        bar.close()
         return self.finish()
 
     def _end_epoch(self, epoch: int, val: Optional[float]) -> None:
@@ -337,7 +437,7 @@ class _Loop:
         improved = val is None or s["best_val_loss"] is None or val < s["best_val_loss"]
         if improved:
             s["best_epoch"], s["best_val_loss"], s["bad_epochs"] = epoch, val, 0
-            s["best_boundaries"] = s["boundaries"]
+            s["best_boundaries"], s["best_val_boundaries"] = s["boundaries"], s["val_boundaries"]
             if self.main:
                 self.save_pretrained(self.out_dir / "best")
             self.acc.wait_for_everyone()
@@ -350,12 +450,14 @@ class _Loop:
         final = self.out_dir / "final"
         if self.main:
             shutil.rmtree(final, ignore_errors=True)
-            shutil.copytree(self.out_dir / "best", final)
+            # Hard links: no second copy of the weights (best/ is only ever replaced, never written in place).
+            shutil.copytree(self.out_dir / "best", final, copy_function=_link_or_copy)
         self.acc.wait_for_everyone()
         s = self.state
         boundaries = None
         if s["best_boundaries"] is not None:
-            boundaries = {it.key: tuple(b) for it, b in zip(self.train_items, s["best_boundaries"])}
+            pairs = zip(self.train_items + self.val_items, s["best_boundaries"] + s["best_val_boundaries"])
+            boundaries = {it.key: tuple(b) for it, b in pairs}
         return TrainResult(
             method=self.method,
             final_dir=final,
@@ -367,9 +469,18 @@ class _Loop:
             train_seconds=s["train_seconds"],
             tokens_per_s=s["tokens"] / max(s["step_seconds"], 1e-9),
             n_params=self.n_params,
+            target_tokens=s["target_tokens"],
+            budget=self.budget,
             sbc_seconds=s["sbc_seconds"],
             final_boundaries=boundaries,
         )
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(src, dst)
 
 
 def train_student(

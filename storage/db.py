@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 from filelock import FileLock
 
-from storage.schema import TABLES_V1, ensure_schema
+from storage.schema import TABLES, ensure_schema
 
 _schema_ready: set[str] = set()
 _schema_guard = threading.Lock()
@@ -32,13 +32,18 @@ def _json_cell(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str) if isinstance(value, (dict, list, tuple)) else value
 
 
+def lock_path(db_file: Path) -> Path:
+    """The cross-process writers' lock of a database file."""
+    return Path(str(db_file) + ".lock")
+
+
 class Database:
     """A DuckDB file plus its lock. Cheap to create; holds no open connection."""
 
     def __init__(self, path: str | Path, lock_timeout_s: float = 600.0):
         self.path = Path(path).expanduser().resolve()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_path = str(self.path) + ".lock"
+        self._lock_path = str(lock_path(self.path))
         self.lock_timeout_s = lock_timeout_s
         self._ensure_schema()
 
@@ -92,9 +97,9 @@ class Database:
     def to_arrow(table: str, rows: Sequence[dict] | pa.Table) -> pa.Table:
         if isinstance(rows, pa.Table):
             return rows
-        if table not in TABLES_V1:
+        if table not in TABLES:
             raise StorageError(f"unknown table {table!r}")
-        cols = _columns(table)
+        cols = columns(table)
         unknown = set().union(*(r.keys() for r in rows)) - set(cols) if rows else set()
         if unknown:
             raise StorageError(f"{table}: unknown columns {sorted(unknown)}")
@@ -191,13 +196,13 @@ class Database:
 
 
 def _check_table(table: str) -> None:
-    if table not in TABLES_V1:
-        raise StorageError(f"unknown table {table!r}; tables are {', '.join(sorted(TABLES_V1))}")
+    if table not in TABLES:
+        raise StorageError(f"unknown table {table!r}; tables are {', '.join(sorted(TABLES))}")
 
 
-def _columns(table: str) -> list[str]:
+def columns(table: str) -> list[str]:
     cols = []
-    for line in TABLES_V1[table].strip().splitlines():
+    for line in TABLES[table].strip().splitlines():
         name = line.strip().split()[0]
         cols.append(name)
     return cols

@@ -1,12 +1,21 @@
 """The teacher stage's RequestStore over the DuckDB file (`teacher_requests`, `teacher_failures`,
 `teacher_batches`). Each method is one short locked transaction, so a killed stage keeps every
-flushed response and a concurrent reader never waits long."""
+flushed response and a concurrent reader never waits long. `teacher_requests.key` is unique
+and a save ignores keys already stored: two runs (or a flush repeated after a cancelled one)
+never store a response twice, and the first stored response is the one every run reads.
+
+In the per-run layout each run writes its own file, so a response another run already paid for
+sits in that run's file: `others` names those files, and a key this file lacks is looked up
+there (one read-only snapshot of them, taken on the first miss) and copied into this file, so no
+run pays for a response twice whichever layout the home uses."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import Optional, Sequence
 
 from storage.db import Database, iter_batches
+from storage.readview import ReadView
 
 # Columns returned for saved responses: what the stage needs to continue and to account cost.
 _RESPONSE_COLUMNS = "key, response, finish_reason, prompt_tokens, completion_tokens, cost_usd, completion_index, step"
@@ -14,8 +23,10 @@ _KEYS_PER_QUERY = 2000
 
 
 class DuckDBRequestStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, others: Sequence[Path] = ()):
         self.db = db
+        self.others = [Path(f).resolve() for f in others if Path(f).resolve() != db.path]
+        self._elsewhere: Optional[dict[str, dict]] = None  # other runs' responses by key, read once
 
     def load_responses(self, keys: Sequence[str]) -> dict[str, dict]:
         out: dict[str, dict] = {}
@@ -23,10 +34,34 @@ class DuckDBRequestStore:
             placeholders = ", ".join("?" for _ in chunk)
             rows = self.db.query(f"SELECT {_RESPONSE_COLUMNS} FROM teacher_requests WHERE key IN ({placeholders})", chunk)
             out.update((r["key"], r) for r in rows)
+        missing = [k for k in dict.fromkeys(keys) if k not in out]
+        if missing and self.others:
+            found = [row for k in missing if (row := self._other_runs().get(k)) is not None]
+            if found:
+                self.save_responses(found)
+                out.update((r["key"], {c: r[c] for c in _RESPONSE_COLUMNS.split(", ")}) for r in found)
         return out
 
+    def _other_runs(self) -> dict[str, dict]:
+        if self._elsewhere is None:
+            files = [f for f in self.others if f.is_file()]
+            rows = ReadView(files).query("SELECT * FROM teacher_requests") if files else []
+            self._elsewhere = {}
+            for r in rows:
+                self._elsewhere.setdefault(r["key"], r)  # the first run's response, as in one file
+        return self._elsewhere
+
     def save_responses(self, rows: Sequence[dict]) -> None:
-        self.db.insert("teacher_requests", list(rows))
+        data = self.db.to_arrow("teacher_requests", list(rows))
+        if data.num_rows == 0:
+            return
+        names = ", ".join(data.column_names)
+        with self.db.transaction() as con:
+            con.register("_incoming_responses", data)
+            try:
+                con.execute(f"INSERT OR IGNORE INTO teacher_requests ({names}) SELECT {names} FROM _incoming_responses")
+            finally:
+                con.unregister("_incoming_responses")
 
     def save_failures(self, rows: Sequence[dict]) -> None:
         self.db.insert("teacher_failures", list(rows))

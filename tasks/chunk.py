@@ -1,36 +1,55 @@
-"""Stage `chunk`: rationales -> steps -> the initial (average) chunking of every item.
+"""Stage `chunk`: rationales -> steps -> M, and the initial (average) chunking of every item.
 
-Rows go to `chunkings` under run_id = this stage's fingerprint at epoch 0. Training runs
-start from them (CWT-SBC then records its own refreshed chunkings under its run id).
+`chunking.num_chunks: auto` is resolved here, from the kept *training* rationales' step counts,
+and recorded in the summary (`num_chunks`); every later stage reads M from there. Rows go to
+`chunkings` under this stage's fingerprint at epoch 0.
 """
 
 from __future__ import annotations
 
-from skipthink.config import PipelineConfig
-from storage import Database
-from tasks.items import build_items, kept_rationales
-from tasks.runtime import log, open_db, stage_run, stage_task
+from skipthink.config import PipelineConfig, auto_num_chunks
+from skipthink.text import split_steps
+from storage import chunkings, examples
+from tasks.items import build_items
+from tasks.runtime import StageContext, StageSpec, log
 
 
-def present(db: Database, fp: str) -> bool:
-    return db.count("chunkings", {"run_id": fp, "epoch": 0}) > 0
+def section(cfg: PipelineConfig, method=None) -> dict:
+    return {"num_chunks": cfg.chunking.num_chunks}
 
 
-@stage_task("chunk")
-def chunk_stage(cfg: PipelineConfig, fp: str, upstream: dict[str, str], data_fp: str, teacher_fp: str) -> dict:
-    """Split every kept rationale into steps and average-chunk it into M chunks."""
-    db = open_db(cfg)
-    m = cfg.chunking.num_chunks
-    with stage_run(db, cfg, "chunk", fp, {"num_chunks": m}, upstream) as run:
-        items, dropped = build_items(kept_rationales(db, teacher_fp, data_fp), m)
-        rows = [
-            dict(run_id=fp, epoch=0, sample_id=it.sample_id, completion_index=it.completion_index, boundaries=list(it.chunk_boundaries(m)), score=None, moves=0, kind="initial")
-            for split_items in items.values()
-            for it in split_items
-        ]
-        if not rows:
-            raise RuntimeError(f"chunk: no rationale could be split into {m} chunks ({len(dropped)} dropped); lower chunking.num_chunks")
-        db.replace("chunkings", {"run_id": fp}, rows)
-        run.summary.update(train=len(items["train"]), val=len(items["val"]), dropped_too_short=len(dropped))
-        log().info("wrote %d rows to chunkings (run_id=%s, epoch 0); %d rationales too short for M=%d", len(rows), fp, len(dropped), m)
-    return {"fp": fp, **run.summary}
+def present(ctx: StageContext) -> bool:
+    return chunkings.has_initial(ctx.db, ctx.fp)
+
+
+def run(ctx: StageContext) -> None:
+    """Resolve M, split every kept rationale into steps and average-chunk it into M chunks."""
+    rows = examples.kept_rationales(ctx.db, ctx.inputs["teacher"], ctx.inputs["data"])
+    setting = ctx.cfg.chunking.num_chunks
+    step_counts = [len(split_steps(r["rationale"])) for r in rows if r["split"] == "train"]
+    m = auto_num_chunks(step_counts) if setting == "auto" else int(setting)
+    items, dropped = build_items(rows, m)
+    out = [
+        dict(sample_id=it.sample_id, completion_index=it.completion_index, boundaries=list(it.chunk_boundaries(m)), score=None, moves=0)
+        for split_items in items.values()
+        for it in split_items
+    ]
+    if not out:
+        raise RuntimeError(f"chunk: no rationale could be split into {m} chunks ({len(dropped)} dropped); lower chunking.num_chunks")
+    chunkings.write_initial(ctx.db, ctx.fp, out)
+    mean_steps = sum(step_counts) / len(step_counts) if step_counts else None
+    ctx.summary.update(
+        num_chunks=m, num_chunks_setting=setting, mean_train_steps=mean_steps and round(mean_steps, 3),
+        train=len(items["train"]), val=len(items["val"]), dropped_too_short=len(dropped),
+    )
+    log().info("M=%d (%s; mean %.2f steps); wrote %d rows to chunkings (chunk_fp=%s); %d rationales too short", m, setting, mean_steps or 0, len(out), ctx.fp, len(dropped))
+
+
+SPEC = StageSpec(
+    name="chunk",
+    version="2",
+    section=section,
+    inputs=lambda cfg, method: {"data": "data", "teacher": "teacher"},
+    present=present,
+    run=run,
+)

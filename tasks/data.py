@@ -2,50 +2,31 @@
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 
-from skipthink.benchmarks import load_examples
-from skipthink.benchmarks.base import Example
-from skipthink.config import PipelineConfig
-from storage import Database
-from tasks.runtime import log, open_db, stage_run, stage_task
+from skipthink.datasets import load_examples
+from storage import examples
+from tasks.runtime import StageContext, StageSpec, log
 
 
-def present(db: Database, fp: str) -> bool:
-    return db.count("examples", {"data_fp": fp}) > 0
+def present(ctx: StageContext) -> bool:
+    return examples.has_examples(ctx.db, ctx.fp)
 
 
-def read_examples(db: Database, data_fp: str, splits: tuple[str, ...] = ("train", "val", "test")) -> list[Example]:
-    rows = db.query(
-        "SELECT * FROM examples WHERE data_fp = ? AND split IN ({}) ORDER BY split, sample_id".format(", ".join("?" for _ in splits)),
-        [data_fp, *splits],
-    )
-    return [
-        Example(
-            dataset=r["dataset"],
-            split=r["split"],
-            sample_id=r["sample_id"],
-            question=r["question"],
-            answer=r["answer"],
-            answer_type=r["answer_type"],
-            meta=json.loads(r["meta"] or "{}"),
-            rationales=tuple(json.loads(r["rationales"] or "[]")),
-        )
-        for r in rows
-    ]
-
-
-@stage_task("data")
-def data_stage(cfg: PipelineConfig, fp: str, upstream: dict[str, str]) -> dict:
+def run(ctx: StageContext) -> None:
     """Generate or load examples; every split's count goes in the summary."""
-    db = open_db(cfg)
-    with stage_run(db, cfg, "data", fp, cfg.dataset.model_dump(mode="json"), upstream) as run:
-        examples = load_examples(cfg.dataset)
-        rows = [dict(e.to_row(), data_fp=fp) for e in examples]
-        db.replace("examples", {"data_fp": fp}, rows)
-        counts: dict[str, int] = {}
-        for e in examples:
-            counts[e.split] = counts.get(e.split, 0) + 1
-        run.summary.update(examples=len(rows), splits=counts)
-        log().info("wrote %d rows to examples (data_fp=%s): %s", len(rows), fp, counts)
-    return {"fp": fp, **run.summary}
+    loaded = load_examples(ctx.cfg.dataset)
+    n = examples.write_examples(ctx.db, ctx.fp, [e.to_row() for e in loaded])
+    counts = dict(Counter(e.split for e in loaded))
+    ctx.summary.update(examples=n, splits=counts)
+    log().info("wrote %d rows to examples (data_fp=%s): %s", n, ctx.fp, counts)
+
+
+SPEC = StageSpec(
+    name="data",
+    version="1",
+    section=lambda cfg, method: cfg.dataset.model_dump(mode="json"),
+    inputs=lambda cfg, method: {},
+    present=present,
+    run=run,
+)

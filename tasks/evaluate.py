@@ -3,24 +3,25 @@ real data directory, on the matching real benchmark's test split)."""
 
 from __future__ import annotations
 
-from skipthink.benchmarks import load_examples
-from skipthink.benchmarks.base import Example
-from skipthink.config import DatasetConfig, FINETUNE_COT_DATASETS, PipelineConfig
-from skipthink.evaluation import evaluate
-from skipthink.student import load_student
-from storage import Database
-from tasks.data import read_examples
-from tasks.runtime import Progress, log, open_db, stage_run, stage_task
-from tasks.train import checkpoint_of
+from skipthink.datasets import load_examples
+from skipthink.datasets.base import Example
+from skipthink.config import FINETUNE_COT_DATASETS, DatasetConfig, PipelineConfig
+from storage import Database, evaluation
+from tasks.items import read_examples
+from tasks.runtime import Progress, StageContext, StageSpec, log
+
+CORE_METRICS = ("n", "accuracy", "mean_new_tokens", "latency_median_s", "throughput_qps")
 
 
-def present(db: Database, fp: str) -> bool:
-    return db.count("metrics", {"eval_fp": fp}) > 0
+def present(ctx: StageContext) -> bool:
+    return evaluation.has_metrics(ctx.db, ctx.fp)
 
 
 def test_sets(cfg: PipelineConfig, db: Database, data_fp: str) -> dict[str, list[Example]]:
-    """`test` (the run's own split) and, when configured, `real` (Fine-tune-CoT's test split)."""
-    sets = {"test": read_examples(db, data_fp, ("test",))}
+    """The run's own split (`evaluation.split`: test, or val for tuning) and, when configured,
+    `real` (Fine-tune-CoT's test split)."""
+    split = cfg.evaluation.split
+    sets = {split: read_examples(db, data_fp, (split,))}
     real_dir = cfg.evaluation.real_data_dir
     if real_dir is not None and cfg.dataset.source == "synthetic" and cfg.dataset.name in FINETUNE_COT_DATASETS:
         real = load_examples(DatasetConfig(name=cfg.dataset.name, source="finetune_cot", data_dir=real_dir, val_fraction=0.0))
@@ -28,26 +29,37 @@ def test_sets(cfg: PipelineConfig, db: Database, data_fp: str) -> dict[str, list
     return sets
 
 
-@stage_task("evaluate")
-def evaluate_stage(cfg: PipelineConfig, fp: str, upstream: dict[str, str], method: str, run_id: str, data_fp: str) -> dict:
+def run(ctx: StageContext) -> None:
     """Predict every test question; store predictions and accuracy / tokens / speed metrics."""
-    db = open_db(cfg)
-    section = {"method": method, "evaluation": cfg.evaluation.model_dump(mode="json")}
-    with stage_run(db, cfg, "evaluate", fp, section, upstream) as run:
-        model, tokenizer = load_student(checkpoint_of(db, run_id), device=cfg.student.device)
-        predictions, metrics = [], []
-        for test_set, examples in test_sets(cfg, db, data_fp).items():
-            if not examples:
-                continue
-            progress = Progress(f"evaluate-{method}-{test_set}-{fp}", f"evaluating {method} on {test_set}")
-            result = evaluate(model, tokenizer, method, examples, cfg.evaluation, progress=progress)
-            common = dict(eval_fp=fp, run_id=run_id, method=method, dataset=cfg.dataset.name, test_set=test_set)
-            predictions += [dict(p.to_row(), **common) for p in result.predictions]
-            m = result.metrics
-            core = {k: m[k] for k in ("n", "accuracy", "mean_new_tokens", "latency_median_s", "throughput_qps")}
-            metrics.append(dict(common, **core, extra={k: v for k, v in m.items() if k not in core}))
-            run.summary[test_set] = {k: round(v, 4) if isinstance(v, float) else v for k, v in core.items()}
-        db.replace("predictions", {"eval_fp": fp}, predictions)
-        db.replace("metrics", {"eval_fp": fp}, metrics)
-        log().info("wrote %d rows to predictions and %d to metrics (eval_fp=%s, %s): %s", len(predictions), len(metrics), fp, method, run.summary)
-    return {"fp": fp, "method": method, **run.summary}
+    # torch and transformers are imported only by a stage that computes (a cached rerun skips them)
+    from skipthink.evaluation import evaluate
+    from skipthink.student import load_student
+
+    method, train_fp = ctx.method, ctx.inputs["train"]
+    model, tokenizer = load_student(ctx.checkpoint("train"), device=ctx.cfg.student.device, precision=ctx.cfg.training.precision)
+    predictions, metrics = [], []
+    for test_set, examples in test_sets(ctx.cfg, ctx.db, ctx.inputs["data"]).items():
+        if not examples:
+            continue
+        progress = Progress(f"evaluate-{method}-{test_set}-{ctx.fp}", f"evaluating {method} on {test_set}")
+        result = evaluate(model, tokenizer, method, examples, ctx.cfg.evaluation, progress=progress)
+        common = dict(train_fp=train_fp, method=method, dataset=ctx.cfg.dataset.name, test_set=test_set)
+        predictions += [dict(p.to_row(), **common) for p in result.predictions]
+        m = result.metrics
+        core = {k: m[k] for k in CORE_METRICS}
+        metrics.append(dict(common, **core, extra={k: v for k, v in m.items() if k not in core}))
+        ctx.summary[test_set] = {k: round(v, 4) if isinstance(v, float) else v for k, v in core.items()}
+    evaluation.write_results(ctx.db, ctx.fp, predictions, metrics)
+    ctx.summary["method"] = method
+    log().info("wrote %d rows to predictions and %d to metrics (evaluate_fp=%s, %s): %s", len(predictions), len(metrics), ctx.fp, method, ctx.summary)
+
+
+SPEC = StageSpec(
+    name="evaluate",
+    version="2",
+    section=lambda cfg, method: {"method": method, "evaluation": cfg.evaluation.model_dump(mode="json", exclude={"methods"})},
+    inputs=lambda cfg, method: {"data": "data", "train": f"train:{method}"},
+    present=present,
+    run=run,
+    instances=lambda cfg: list(cfg.evaluation.methods),
+)

@@ -1,29 +1,36 @@
-"""Rebuild training items from stored rationales and chunkings (shared by several stages)."""
+"""The one place stored rows become method objects: examples, and training items with their
+chunkings and skip samples."""
 
 from __future__ import annotations
 
-import json
+from typing import Optional, Sequence
 
+from skipthink.datasets.base import Example
 from skipthink.items import TrainItem, make_item
-from storage import Database
+from storage import Database, chunkings, examples
+
+Splits = dict[str, list[TrainItem]]
 
 
-def kept_rationales(db: Database, teacher_fp: str, data_fp: str) -> list[dict]:
-    """Kept rationales of train/val examples, with their split, question and gold answer."""
-    return db.query(
-        """
-        SELECT r.sample_id, r.completion_index, r.rationale, e.split, e.question, e.answer
-        FROM rationales r JOIN examples e ON e.sample_id = r.sample_id AND e.data_fp = ?
-        WHERE r.teacher_fp = ? AND r.kept AND e.split IN ('train', 'val')
-        ORDER BY e.split, r.sample_id, r.completion_index
-        """,
-        [data_fp, teacher_fp],
-    )
+def read_examples(db: Database, data_fp: str, splits: Sequence[str] = ("train", "val", "test")) -> list[Example]:
+    return [
+        Example(
+            dataset=r["dataset"],
+            split=r["split"],
+            sample_id=r["sample_id"],
+            question=r["question"],
+            answer=r["answer"],
+            answer_type=r["answer_type"],
+            meta=r["meta"],
+            rationales=tuple(r["rationales"]),
+        )
+        for r in examples.read_examples(db, data_fp, splits)
+    ]
 
 
-def build_items(rows: list[dict], num_chunks: int) -> tuple[dict[str, list[TrainItem]], list[dict]]:
-    """Items per split, and the rows dropped because M chunks cannot be formed."""
-    items: dict[str, list[TrainItem]] = {"train": [], "val": []}
+def build_items(rows: list[dict], num_chunks: int) -> tuple[Splits, list[dict]]:
+    """Items per split (train, val), and the rows dropped because M chunks cannot be formed."""
+    items: Splits = {"train": [], "val": []}
     dropped = []
     for r in rows:
         try:
@@ -33,22 +40,28 @@ def build_items(rows: list[dict], num_chunks: int) -> tuple[dict[str, list[Train
     return items, dropped
 
 
-def current_boundaries(db: Database, run_id: str) -> dict[tuple[str, int], tuple[int, ...]]:
-    """Per item, the chunking `run_id` ended with: its `final` row if it has one (CWT-SBC's
-    best epoch), else the most recent epoch's."""
-    rows = db.query(
-        """
-        SELECT sample_id, completion_index, boundaries FROM chunkings
-        WHERE run_id = ?
-        QUALIFY row_number() OVER (PARTITION BY sample_id, completion_index ORDER BY kind = 'final' DESC, epoch DESC) = 1
-        """,
-        [run_id],
-    )
-    return {(r["sample_id"], r["completion_index"]): tuple(json.loads(r["boundaries"])) for r in rows}
+def chunked_items(db: Database, data_fp: str, teacher_fp: str, num_chunks: int, boundaries: dict) -> Splits:
+    """Train and val items with the given chunking (items without one are left out)."""
+    items, _ = build_items(examples.kept_rationales(db, teacher_fp, data_fp), num_chunks)
+    return {split: [it.with_boundaries(boundaries[it.key]) for it in its if it.key in boundaries] for split, its in items.items()}
 
 
-def load_items(db: Database, teacher_fp: str, data_fp: str, num_chunks: int, chunk_run_id: str) -> dict[str, list[TrainItem]]:
-    """Items per split with the chunking `chunk_run_id` ended with."""
-    items, _ = build_items(kept_rationales(db, teacher_fp, data_fp), num_chunks)
-    bounds = current_boundaries(db, chunk_run_id)
-    return {split: [it.with_boundaries(bounds[it.key]) for it in its if it.key in bounds] for split, its in items.items()}
+def initial_items(db: Database, data_fp: str, teacher_fp: str, chunk_fp: str, num_chunks: int) -> Splits:
+    return chunked_items(db, data_fp, teacher_fp, num_chunks, chunkings.initial_boundaries(db, chunk_fp))
+
+
+def final_items(db: Database, data_fp: str, teacher_fp: str, train_fp: str, num_chunks: int) -> Splits:
+    """Items with the chunking training run `train_fp` ended with (CWT-SBC's selected epoch)."""
+    return chunked_items(db, data_fp, teacher_fp, num_chunks, chunkings.final_boundaries(db, train_fp))
+
+
+def with_skip_alternatives(items: Splits, masks: Optional[dict], num_chunks: int) -> Splits:
+    """Attach each item's skip sample: the stored mask (items that passed the baseline check),
+    or, with `masks=None`, every chunk skipped (SkipALL)."""
+    out: Splits = {}
+    for split, its in items.items():
+        if masks is None:
+            out[split] = [it.with_skip_alternative([True] * num_chunks) for it in its]
+        else:
+            out[split] = [it.with_skip_alternative(masks[it.key]) if it.key in masks else it for it in its]
+    return out

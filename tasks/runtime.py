@@ -1,14 +1,21 @@
-"""What every stage task shares: the database, stage_runs bookkeeping, logging, progress.
+"""What every stage shares: its context, the one Prefect task that runs any stage, the rule for
+when a stage reruns, the per-stage lock, `stage_runs` bookkeeping, logging and progress.
 
-A stage task body is: `with stage_run(...) as run:` compute through skipthink, persist through
-storage, put a summary in `run.summary`. The context manager writes the `stage_runs` row
-(running → completed | failed) with timings, config and upstream fingerprints.
+When does a stage rerun? **When it is asked to (a `refresh` of it or of a stage upstream, or an
+upstream stage recomputed in this flow run), or when the database holds no completed run of
+its fingerprint with its artifacts present.** Nothing else decides: Prefect's result cache only
+saves the presence check on a rerun, and a stage whose Prefect result file is gone but whose
+rows are complete returns its stored summary without recomputing (docs/DESIGN.md §3).
+
+Two runs of the same stage at once (two CLI runs, a double click in the UI, overlapping sweeps)
+serialise on a file lock per (stage, fingerprint); the second re-checks presence after taking
+it and returns what the first stored.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,17 +23,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from prefect import task
-from prefect.context import TaskRunContext
+from filelock import FileLock
 
-from transformers.utils import logging as hf_logging
-
-from skipthink.config import PipelineConfig
-from storage import Database
+from skipthink.config import PipelineConfig, with_num_chunks
+from storage import Database, stage_runs, training
 
 _fallback_log = logging.getLogger("skipthink")
-# "Loading weights" bars from every from_pretrained would drown the stage logs.
-hf_logging.disable_progress_bar()
 
 
 def open_db(cfg: PipelineConfig) -> Database:
@@ -49,24 +51,62 @@ def log() -> logging.Logger | logging.LoggerAdapter:
         return _fallback_log
 
 
-def stage_task(stage: str, **options: Any) -> Callable:
-    """`@task` with the cache key `stage:fingerprint` and persisted results.
-
-    Fingerprints are computed by the flow's plan and passed in as `fp`: the key ignores every
-    other argument, so live objects never silently turn caching off.
-    """
-
-    def cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-        return f"{stage}-{parameters['fp']}"
-
-    return task(name=stage, cache_key_fn=cache_key, persist_result=True, **options)
-
-
 @dataclass
-class StageRun:
+class StageContext:
+    """Everything a stage body gets: config, its own fingerprint, its inputs by name, storage."""
+
+    cfg: PipelineConfig
     stage: str
+    key: str  # plan node key, e.g. "train:cwt-sbc"
     fp: str
-    summary: dict[str, Any] = field(default_factory=dict)
+    method: Optional[str]
+    inputs: dict[str, str]  # input name -> that stage's fingerprint
+    db: Database
+    force: bool = False  # recompute even if present (refresh, or an upstream stage recomputed)
+    # Identifies the flow run that computes the stage, so a result Prefect returns from its
+    # cache (which carries an older token) is never mistaken for one computed now.
+    run_token: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)  # the stage's summary, filled by its body
+
+    def home(self, *parts: str) -> Path:
+        return home_dir(self.cfg, *parts)
+
+    def input_summary(self, name: str) -> dict:
+        """The stored summary of the completed input stage `name`."""
+        stage = "train" if name == "base" else name.split(":")[0]  # input names are stage[:method], or `base`
+        summary = stage_runs.completed_summary(self.db, stage, self.inputs[name])
+        if summary is None:
+            raise RuntimeError(f"{self.key}: input {name} ({self.inputs[name]}) has no completed run")
+        return summary
+
+    def checkpoint(self, name: str) -> str:
+        """The final checkpoint directory of the training run that is input `name`."""
+        row = training.completed_run(self.db, self.inputs[name])
+        if row is None:
+            raise RuntimeError(f"{self.key}: no completed training run {self.inputs[name]} ({name})")
+        return row["checkpoint_path"]
+
+    @property
+    def num_chunks(self) -> int:
+        """M as the chunk stage resolved it (`chunking.num_chunks: auto` is decided there)."""
+        return int(self.input_summary("chunk")["num_chunks"])
+
+    def resolved_cfg(self) -> PipelineConfig:
+        """The config with M resolved, for the method code (which needs a number)."""
+        return with_num_chunks(self.cfg, self.num_chunks)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One pipeline stage: everything the plan and the flow need to know about it."""
+
+    name: str
+    version: str  # bump when the code changes what the stage writes
+    section: Callable[[PipelineConfig, Optional[str]], Any]  # its config section (given its method)
+    inputs: Callable[[PipelineConfig, Optional[str]], dict[str, str]]  # input name -> plan node key
+    present: Callable[[StageContext], bool]  # are its artifacts complete for ctx.fp?
+    run: Callable[[StageContext], None]  # compute and persist; put the summary in ctx.summary
+    instances: Callable[[PipelineConfig], list[Optional[str]]] = lambda cfg: [None]  # methods, or [None]
 
 
 def _now() -> datetime:
@@ -74,48 +114,60 @@ def _now() -> datetime:
 
 
 @contextmanager
-def stage_run(db: Database, cfg: PipelineConfig, stage: str, fp: str, section: Any, upstream: dict[str, str]) -> Iterator[StageRun]:
-    run = StageRun(stage, fp)
-    started, t0 = _now(), time.perf_counter()
-    base = dict(
-        fingerprint=fp,
-        stage=stage,
-        run_name=cfg.run_name,
-        code_version=None,
-        config=json.dumps(section, sort_keys=True, default=str) if not isinstance(section, str) else section,
-        upstream=json.dumps(upstream, sort_keys=True),
-        started_at=started,
-    )
-    db.replace("stage_runs", {"fingerprint": fp, "stage": stage}, [dict(base, status="running")])
-    log().info("stage %s started (fingerprint %s)", stage, fp)
-    try:
-        yield run
-    except BaseException as e:
-        db.replace(
-            "stage_runs",
-            {"fingerprint": fp, "stage": stage},
-            [dict(base, status="failed", summary=json.dumps({"error": f"{type(e).__name__}: {e}"}), finished_at=_now(), duration_s=time.perf_counter() - t0)],
+def stage_lock(cfg: PipelineConfig, stage: str, fp: str) -> Iterator[None]:
+    with FileLock(str(home_dir(cfg, "locks") / f"{stage}-{fp}.lock"), timeout=-1, thread_local=False, is_singleton=False):
+        yield
+
+
+def torch_threads(cfg: PipelineConfig) -> int:
+    """`runtime.torch_threads`, or the cores shared out among the runs that run at once."""
+    if cfg.runtime.torch_threads:
+        return cfg.runtime.torch_threads
+    concurrent = max(1, int(os.environ.get("SKIPTHINK_CONCURRENT_RUNS", "1") or 1))
+    return max(1, (os.cpu_count() or 1) // concurrent)
+
+
+def apply_torch_threads(cfg: PipelineConfig) -> None:
+    import torch  # only stages that compute pay for importing torch
+
+    torch.set_num_threads(torch_threads(cfg))
+
+
+def is_present(spec: StageSpec, ctx: StageContext) -> bool:
+    """A completed `stage_runs` row for the fingerprint and the stage's artifacts on hand."""
+    return stage_runs.completed_summary(ctx.db, spec.name, ctx.fp) is not None and spec.present(ctx)
+
+
+def execute(spec: StageSpec, ctx: StageContext) -> dict[str, Any]:
+    """Run one stage under its lock, unless present (and not forced); returns its summary plus
+    `fp` and `computed_by` (the run token of the flow run that computed it)."""
+    with stage_lock(ctx.cfg, spec.name, ctx.fp):
+        if not ctx.force and is_present(spec, ctx):
+            log().info("stage %s present (fingerprint %s): nothing to do", ctx.key, ctx.fp)
+            stored = stage_runs.completed_summary(ctx.db, spec.name, ctx.fp)
+            return {**stored, "fp": ctx.fp, "computed_by": stored.get("computed_by")}
+        base = dict(
+            run_name=ctx.cfg.run_name,
+            code_version=spec.version,
+            config=spec.section(ctx.cfg, ctx.method),
+            upstream=ctx.inputs,
+            started_at=_now(),
         )
-        raise
-    duration = time.perf_counter() - t0
-    run.summary.setdefault("seconds", round(duration, 3))
-    db.replace(
-        "stage_runs",
-        {"fingerprint": fp, "stage": stage},
-        [dict(base, status="completed", summary=json.dumps(run.summary, sort_keys=True, default=str), finished_at=_now(), duration_s=duration)],
-    )
-    log().info("stage %s completed in %.1fs (fingerprint %s)", stage, duration, fp)
-
-
-def completed_summary(db: Database, stage: str, fp: str) -> Optional[dict]:
-    """The summary of a completed run of this stage and fingerprint, else None."""
-    rows = db.query("SELECT summary FROM stage_runs WHERE stage = ? AND fingerprint = ? AND status = 'completed'", [stage, fp])
-    return json.loads(rows[0]["summary"] or "{}") if rows else None
-
-
-def last_status(db: Database, stage: str, fp: str) -> Optional[str]:
-    rows = db.query("SELECT status FROM stage_runs WHERE stage = ? AND fingerprint = ?", [stage, fp])
-    return rows[0]["status"] if rows else None
+        stage_runs.record(ctx.db, spec.name, ctx.fp, "running", **base)
+        log().info("stage %s started (fingerprint %s)", ctx.key, ctx.fp)
+        t0 = time.perf_counter()
+        try:
+            apply_torch_threads(ctx.cfg)
+            spec.run(ctx)
+        except BaseException as e:
+            error = {"error": f"{type(e).__name__}: {e}"}
+            stage_runs.record(ctx.db, spec.name, ctx.fp, "failed", summary=error, finished_at=_now(), duration_s=time.perf_counter() - t0, **base)
+            raise
+        duration = time.perf_counter() - t0
+        summary = dict(ctx.summary, seconds=round(duration, 3), computed_by=ctx.run_token)
+        stage_runs.record(ctx.db, spec.name, ctx.fp, "completed", summary=summary, finished_at=_now(), duration_s=duration, **base)
+        log().info("stage %s completed in %.1fs (fingerprint %s)", ctx.key, duration, ctx.fp)
+        return {**summary, "fp": ctx.fp}
 
 
 class Progress:
@@ -128,6 +180,10 @@ class Progress:
         self._artifact_id: Optional[Any] = None
         try:
             from prefect.artifacts import create_progress_artifact
+            from prefect.context import TaskRunContext
+
+            if TaskRunContext.get() is None:
+                return  # outside a run an artifact would start a temporary Prefect server; log lines only
 
             self._artifact_id = create_progress_artifact(progress=0.0, key=_artifact_key(key), description=description)
         except Exception:

@@ -1,56 +1,51 @@
-"""Stage `skipdata`: which chunks the converged CWT-SBC student can do without, per item."""
+"""Stage `skipdata`: which chunks the converged CWT-SBC student can do without, per item.
+
+Train and validation items both get skip samples (STT selects its epoch on validation, in
+its own format). Items the student gets wrong with nothing removed fail the baseline check
+and yield no skip sample.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Optional
-
-from skipthink.config import PipelineConfig
-from skipthink.skipdata import generate_skip_data, student_answer_decoder
-from skipthink.student import load_student
-from storage import Database
-from tasks.items import load_items
-from tasks.runtime import Progress, log, open_db, stage_run, stage_task
-from tasks.train import checkpoint_of
+from storage import examples, skips
+from tasks.items import final_items
+from tasks.runtime import Progress, StageContext, StageSpec, log
 
 
-def present(db: Database, fp: str) -> bool:
-    return db.count("skip_samples", {"skip_fp": fp}) > 0
+def present(ctx: StageContext) -> bool:
+    return skips.has_samples(ctx.db, ctx.fp)
 
 
-def answer_format(db: Database, data_fp: str) -> tuple[str, Optional[str]]:
-    """The dataset's answer type and, for multiple choice, the letters its questions offer."""
-    row = db.query("SELECT answer_type, meta FROM examples WHERE data_fp = ? LIMIT 1", [data_fp])[0]
-    return row["answer_type"], json.loads(row["meta"] or "{}").get("choice_letters")
+def run(ctx: StageContext) -> None:
+    """One skip sample per train/val item, checked with the CWT-SBC student and its final chunking."""
+    # torch and transformers are imported only by a stage that computes (a cached rerun skips them)
+    from skipthink.skipdata import generate_skip_data, student_decoder
+    from skipthink.student import load_student
 
-
-@stage_task("skipdata")
-def skipdata_stage(
-    cfg: PipelineConfig, fp: str, upstream: dict[str, str], cwt_run_id: str, data_fp: str, teacher_fp: str, chunk_fp: str, student_fp: str
-) -> dict:
-    """One skip sample per training item, checked with the CWT-SBC student and its final chunking."""
-    db = open_db(cfg)
-    m = cfg.chunking.num_chunks
-    with stage_run(db, cfg, "skipdata", fp, cfg.skip.model_dump(mode="json"), upstream) as run:
-        items = load_items(db, teacher_fp, data_fp, m, cwt_run_id)["train"]
-        answer_type, letters = answer_format(db, data_fp)
-        model, tokenizer = load_student(checkpoint_of(db, cwt_run_id), device=cfg.student.device)
-        progress = Progress(f"skipdata-{fp}", "skip data: chunk positions checked")
+    m, cfg = ctx.num_chunks, ctx.cfg.skip
+    items = final_items(ctx.db, ctx.inputs["data"], ctx.inputs["teacher"], ctx.inputs["base"], m)
+    answer_type, meta = examples.answer_format(ctx.db, ctx.inputs["data"])
+    model, tokenizer = load_student(ctx.checkpoint("base"), device=ctx.cfg.student.device, precision=ctx.cfg.training.precision)
+    rows, summary = [], {}
+    for split in ("train", "val"):
+        progress = Progress(f"skipdata-{split}-{ctx.fp}", f"skip data ({split}): chunk positions checked")
         result = generate_skip_data(
-            items,
-            student_answer_decoder(model, tokenizer, cfg.skip),
-            num_chunks=m,
-            answer_type=answer_type,
-            cfg=cfg.skip,
-            letters=letters,
-            progress=lambda done, total: progress(done, total),
+            items[split], student_decoder(model, tokenizer, cfg), num_chunks=m, answer_type=answer_type, cfg=cfg,
+            letters=meta.get("choice_letters"), progress=lambda done, total: progress(done, total),
         )
-        rows = [dict(s.to_row(), skip_fp=fp, cwt_run_id=cwt_run_id) for s in result.samples]
-        db.replace("skip_samples", {"skip_fp": fp}, rows)
-        run.summary.update(
-            items=len(rows),
-            skipped_chunks=sum(s.n_skipped for s in result.samples),
-            skip_rates=[round(r, 4) for r in result.skip_rates],
-        )
-        log().info("wrote %d rows to skip_samples (skip_fp=%s); skip rate per position %s", len(rows), fp, run.summary["skip_rates"])
-    return {"fp": fp, **run.summary}
+        rows += [dict(s.to_row(), split=split) for s in result.samples]
+        summary[split] = result.summary()
+    skips.write_samples(ctx.db, ctx.fp, ctx.inputs["base"], rows)
+    ctx.summary.update(items=len(rows), check=cfg.check, **summary)
+    log().info("wrote %d rows to skip_samples (skipdata_fp=%s): %s", len(rows), ctx.fp, summary)
+
+
+SPEC = StageSpec(
+    name="skipdata",
+    version="3",
+    section=lambda cfg, method: cfg.skip.model_dump(mode="json", exclude={"mix"}),
+    inputs=lambda cfg, method: {"data": "data", "teacher": "teacher", "chunk": "chunk", "base": "train:cwt-sbc"},
+    present=present,
+    run=run,
+    instances=lambda cfg: [None] if "stt" in cfg.evaluation.methods else [],
+)

@@ -1,122 +1,102 @@
-"""Stage fingerprints and the plan of one pipeline run.
+"""The stage registry and the plan of one pipeline run.
 
-A stage's fingerprint hashes its name, a code version, its own config section and the
-fingerprints of its upstream stages (DESIGN §2). Fingerprints depend on config only, never on
-outputs, so the whole plan is known before any work starts: the flow can decide which stages
-to refresh up front, and a stage's Prefect cache key is simply `stage:fingerprint`.
+`REGISTRY` lists every stage (its `StageSpec`: name, code version, config section, named
+inputs, presence check, body) in pipeline order. `plan(cfg)` instantiates it — one node per
+stage, or per method for `train` and `evaluate` — and gives every node its fingerprint: a hash
+of the stage name, its code version, its config section and its inputs' fingerprints
+(docs/DESIGN.md §3). Fingerprints depend on config only, never on outputs, so the whole plan is
+known before any work starts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Optional
 
 from skipthink.config import PipelineConfig, canonical_json, stable_hash
+from skipthink.inputs import file_inputs, merge_inputs
+from tasks import chunk, data, evaluate, report, skipdata, student, teacher, train
+from tasks.runtime import StageContext, StageSpec, execute, open_db
 
-# Bump a stage's version when its code changes what it writes; that stage and everything
-# downstream then recompute.
-CODE_VERSIONS = {
-    "data": "1",
-    "teacher": "1",
-    "chunk": "1",
-    "student": "2",
-    "train": "2",
-    "skipdata": "2",
-    "evaluate": "1",
-    "report": "2",
-}
+REGISTRY: dict[str, StageSpec] = {s.name: s for s in (data.SPEC, teacher.SPEC, chunk.SPEC, student.SPEC, train.SPEC, skipdata.SPEC, evaluate.SPEC, report.SPEC)}
 # Stage names a user can refresh, in pipeline order.
-STAGES = tuple(CODE_VERSIONS)
-BASE_METHODS = ("answer-only", "ft", "cwt-ac", "cwt-sbc")
-SKIP_METHODS = ("stt", "skipall")
-# Teacher fields that change how requests are sent, not what comes back.
-_TEACHER_OPERATIONAL = {
-    "max_concurrency",
-    "requests_per_minute",
-    "tokens_per_minute",
-    "max_retries",
-    "timeout_s",
-    "backoff_base_s",
-    "backoff_max_s",
-    "batch_poll_s",
-    "prices",
-    "batch_discount",
-    "max_cost_usd",
-    "api_key_env",
-}
+STAGES = tuple(REGISTRY)
 
 
-def fingerprint(stage: str, section: Any, upstream: list[str] | tuple[str, ...] = ()) -> str:
-    return stable_hash(stage, CODE_VERSIONS[stage], canonical_json(section), *upstream)
-
-
-def teacher_section(cfg: PipelineConfig) -> dict:
-    section = cfg.teacher.model_dump(mode="json")
-    for k in _TEACHER_OPERATIONAL:
-        section.pop(k, None)
-    if cfg.teacher.base_url is not None:
-        section.pop("server")  # the built-in server is not used
-    return section
-
-
-def _evaluation_section(cfg: PipelineConfig) -> dict:
-    section = cfg.evaluation.model_dump(mode="json")
-    section.pop("methods")
-    return section
+def fingerprint(spec: StageSpec, section, input_fps: dict[str, str]) -> str:
+    return stable_hash(spec.name, spec.version, canonical_json(section), *(f"{k}={v}" for k, v in sorted(input_fps.items())))
 
 
 @dataclass
 class StageNode:
     key: str  # e.g. "train:cwt-sbc"
     stage: str  # e.g. "train"
+    method: Optional[str]
     fp: str
-    upstream: list[str] = field(default_factory=list)  # keys
+    inputs: dict[str, str] = field(default_factory=dict)  # input name -> node key
 
 
 @dataclass
 class Plan:
-    nodes: dict[str, StageNode]
+    nodes: dict[str, StageNode]  # in an order where every node follows its inputs
 
     def fp(self, key: str) -> str:
         return self.nodes[key].fp
 
-    def downstream_of(self, stages: set[str]) -> set[str]:
-        """Keys of every node whose stage is in `stages`, plus everything depending on them."""
-        hit = {k for k, n in self.nodes.items() if n.stage in stages}
-        changed = True
-        while changed:
-            changed = False
-            for k, n in self.nodes.items():
-                if k not in hit and any(u in hit for u in n.upstream):
-                    hit.add(k)
-                    changed = True
+    def input_fps(self, key: str) -> dict[str, str]:
+        return {name: self.nodes[k].fp for name, k in self.nodes[key].inputs.items()}
+
+    def downstream_of(self, keys: set[str]) -> set[str]:
+        """`keys` plus every node that depends on one of them, directly or not."""
+        hit = set(keys)
+        for k, n in self.nodes.items():  # nodes are in dependency order: one pass suffices
+            if any(u in hit for u in n.inputs.values()):
+                hit.add(k)
         return hit
+
+    def of_stages(self, stages: set[str]) -> set[str]:
+        return {k for k, n in self.nodes.items() if n.stage in stages}
+
+    def waves(self) -> list[list[str]]:
+        """Groups of nodes that depend only on earlier groups (run one group at a time)."""
+        level: dict[str, int] = {}
+        for k, n in self.nodes.items():
+            level[k] = 1 + max((level[u] for u in n.inputs.values()), default=-1)
+        return [[k for k in self.nodes if level[k] == lv] for lv in range(max(level.values(), default=-1) + 1)]
+
+
+def node_key(stage: str, method: Optional[str]) -> str:
+    return stage if method is None else f"{stage}:{method}"
 
 
 def plan(cfg: PipelineConfig) -> Plan:
     nodes: dict[str, StageNode] = {}
-
-    def add(key: str, stage: str, section: Any, upstream: list[str]) -> None:
-        nodes[key] = StageNode(key, stage, fingerprint(stage, section, [nodes[u].fp for u in upstream]), upstream)
-
-    add("data", "data", cfg.dataset, [])
-    add("teacher", "teacher", teacher_section(cfg), ["data"])
-    add("chunk", "chunk", {"num_chunks": cfg.chunking.num_chunks}, ["teacher"])
-    add("student", "student", cfg.student, ["chunk"])
-    methods = cfg.evaluation.methods
-    for m in methods:
-        if m in BASE_METHODS:
-            section = {"method": m, "training": cfg.training.model_dump(mode="json")}
-            if m == "cwt-sbc":
-                section["chunking"] = cfg.chunking.model_dump(mode="json")
-            add(f"train:{m}", "train", section, ["chunk", "student"])
-    if any(m in SKIP_METHODS for m in methods):
-        add("skipdata", "skipdata", cfg.skip, ["train:cwt-sbc"])
-        for m in SKIP_METHODS:
-            if m in methods:
-                ups = ["chunk", "student", "train:cwt-sbc"] + (["skipdata"] if m == "stt" else [])
-                add(f"train:{m}", "train", {"method": m, "training": cfg.training.model_dump(mode="json")}, ups)
-    for m in methods:
-        add(f"evaluate:{m}", "evaluate", {"method": m, "evaluation": _evaluation_section(cfg)}, ["data", f"train:{m}"])
-    add("report", "report", {"run_name": cfg.run_name, "methods": list(methods)}, [f"evaluate:{m}" for m in methods])
+    files = file_inputs(cfg)  # contents (size + sha256) of every file a stage reads, not just its path
+    pending = [(spec, m) for spec in REGISTRY.values() for m in spec.instances(cfg)]
+    # Stages are listed in pipeline order, but a method's training can need another method's
+    # (STT needs CWT-SBC, and skip data in between): add nodes as their inputs become known.
+    while pending:
+        progressed = False
+        for spec, m in list(pending):
+            inputs = spec.inputs(cfg, m)
+            if all(k in nodes for k in inputs.values()):
+                section = merge_inputs(spec.section(cfg, m), files.get(spec.name, {}))
+                fp = fingerprint(spec, section, {name: nodes[k].fp for name, k in inputs.items()})
+                nodes[node_key(spec.name, m)] = StageNode(node_key(spec.name, m), spec.name, m, fp, inputs)
+                pending.remove((spec, m))
+                progressed = True
+        if not progressed:
+            missing = sorted(node_key(s.name, m) for s, m in pending)
+            raise ValueError(f"plan: inputs of {', '.join(missing)} are not part of this run")
     return Plan(nodes)
+
+
+def context(cfg: PipelineConfig, p: Plan, key: str, force: bool = False, run_token: str = "") -> StageContext:
+    node = p.nodes[key]
+    return StageContext(cfg, node.stage, key, node.fp, node.method, p.input_fps(key), open_db(cfg), force=force, run_token=run_token)
+
+
+def run_node(cfg: PipelineConfig, key: str, force: bool = False) -> dict:
+    """Run one node of the plan in this process, without Prefect (its inputs must be present)."""
+    p = plan(cfg)
+    return execute(REGISTRY[p.nodes[key].stage], context(cfg, p, key, force))

@@ -2,44 +2,83 @@
 
 Every API response is saved to `teacher_requests` as it arrives, keyed by content, so a rerun
 (after a crash, a kill, or with a changed downstream config) never pays for a request twice.
+The stage fails, writing no rationales, when it stopped early, when more than
+`teacher.max_failed_fraction` of the requests failed, or when too few rationales survive; the
+saved responses stay, so a rerun sends only what is missing.
 """
 
 from __future__ import annotations
 
 from skipthink.config import PipelineConfig
 from skipthink.teacher.stage import run_teacher_stage
-from storage import Database
+from storage import examples
+from storage.layout import other_run_databases
 from storage.teacher_store import DuckDBRequestStore
-from tasks.data import read_examples
-from tasks.runtime import Progress, log, open_db, stage_run, stage_task
-from tasks.stages import teacher_section
+from tasks.items import read_examples
+from tasks.runtime import Progress, StageContext, StageSpec, log
+
+# Teacher fields that change how requests are sent, not what comes back.
+OPERATIONAL_FIELDS = {
+    "max_concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "max_retries",
+    "timeout_s",
+    "backoff_base_s",
+    "backoff_max_s",
+    "batch_poll_s",
+    "prices",
+    "batch_discount",
+    "max_cost_usd",
+    "api_key_env",
+    "batch_timeout_s",
+    "check_endpoint",
+    "max_identical_failures",
+    "max_failed_fraction",
+    "min_kept_fraction",
+}
 
 
 class TeacherIncomplete(RuntimeError):
-    """The stage stopped early (budget, interrupt): what was saved stays saved; rerun to continue."""
+    """The stage did not finish (stopped early, too many failures, too few kept): what was saved stays saved."""
 
 
-def present(db: Database, fp: str) -> bool:
-    return db.count("rationales", {"teacher_fp": fp}) > 0
+def section(cfg: PipelineConfig, method=None) -> dict:
+    out = cfg.teacher.model_dump(mode="json")
+    for k in OPERATIONAL_FIELDS:
+        out.pop(k, None)
+    if cfg.teacher.base_url is not None:
+        out.pop("server")  # the built-in server is not used
+    return out
 
 
-@stage_task("teacher")
-def teacher_stage(cfg: PipelineConfig, fp: str, upstream: dict[str, str], data_fp: str) -> dict:
+def present(ctx: StageContext) -> bool:
+    return examples.has_rationales(ctx.db, ctx.fp)
+
+
+def run(ctx: StageContext) -> None:
     """Ask the teacher (or take the dataset's own rationales), filter, store rationales."""
-    db = open_db(cfg)
-    with stage_run(db, cfg, "teacher", fp, teacher_section(cfg), upstream) as run:
-        examples = read_examples(db, data_fp, ("train", "val"))
-        outcome = run_teacher_stage(examples, cfg.teacher, DuckDBRequestStore(db), fp, progress=Progress(f"teacher-{fp}", "teacher requests"))
-        summary = outcome.summary
-        if summary.get("stopped"):
-            raise TeacherIncomplete(f"teacher stopped early ({summary['stopped']}); saved responses are kept, rerun to continue")
-        db.replace("rationales", {"teacher_fp": fp}, outcome.rationales)
-        run.summary.update(summary)
-        f = summary["filter"]
-        log().info(
-            "wrote %d rows to rationales (teacher_fp=%s): requested %s, failed %s, truncated %s, incorrect %s, kept %s",
-            len(outcome.rationales), fp, f["requested"], f["failed"], f["truncated"], f["incorrect"], f["kept"],
-        )
-        if f["kept"] == 0:
-            raise RuntimeError("teacher: no rationale survived the filter; see teacher_failures and the filter counts")
-    return {"fp": fp, **run.summary}
+    pool = read_examples(ctx.db, ctx.inputs["data"], ("train", "val"))
+    storage = ctx.cfg.storage
+    others = other_run_databases(storage.home, ctx.db.path) if storage.layout == "per_run" else []
+    outcome = run_teacher_stage(pool, ctx.cfg.teacher, DuckDBRequestStore(ctx.db, others), ctx.fp, progress=Progress(f"teacher-{ctx.fp}", "teacher requests"))
+    summary = outcome.summary
+    if outcome.failure:
+        raise TeacherIncomplete(outcome.failure)
+    examples.write_rationales(ctx.db, ctx.fp, outcome.rationales)
+    ctx.summary.update(summary)
+    f = summary["filter"]
+    log().info(
+        "wrote %d rows to rationales (teacher_fp=%s): requested %s, failed %s, truncated %s, incorrect %s, kept %s",
+        len(outcome.rationales), ctx.fp, f["requested"], f["failed"], f["truncated"], f["incorrect"], f["kept"],
+    )
+
+
+SPEC = StageSpec(
+    name="teacher",
+    version="2",
+    section=section,
+    inputs=lambda cfg, method: {"data": "data"},
+    present=present,
+    run=run,
+)

@@ -1,125 +1,132 @@
-"""Stage `train`: one student per method (answer-only, FT, CWT-AC, CWT-SBC, STT, SkipALL).
+"""Stage `train`: one student per method, all from the shared initial student.
 
-Checkpoints live under <home>/runs/<run_id>; a run that was interrupted (its stage_runs row is
-still `running`, or `failed`) resumes from its last epoch checkpoint, while a forced refresh
-of a completed run starts over.
+Checkpoints live under <home>/runs/<train_fp>. A run that was interrupted (its `stage_runs`
+row is `running` or `failed` — we hold the stage lock, so nobody else is running it) resumes
+from its last epoch checkpoint; a forced run (refresh, or an upstream stage recomputed) starts
+over; a checkpoint of a different run or one that cannot be read is discarded by the training
+loop, which then starts over too.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Optional
 
 from skipthink.config import PipelineConfig
-from skipthink.items import TrainItem
-from skipthink.training import TrainHooks, file_sha256, train_student
-from storage import Database
-from tasks.items import load_items
-from tasks.runtime import Progress, completed_summary, home_dir, last_status, log, open_db, stage_run, stage_task
+from skipthink.inputs import file_sha256
+from skipthink.methods import method as method_spec
+from storage import chunkings, skips, stage_runs, training
+from tasks.items import Splits, final_items, initial_items, with_skip_alternatives
+from tasks.runtime import Progress, StageContext, StageSpec, log
 
 
-def present(db: Database, fp: str) -> bool:
-    rows = db.select("train_runs", {"run_id": fp, "status": "completed"})
-    if not rows:
+def section(cfg: PipelineConfig, method: Optional[str]) -> dict:
+    out = {"method": method, "training": cfg.training.model_dump(mode="json")}
+    if method_spec(method).needs_sbc:
+        out["chunking"] = cfg.chunking.model_dump(mode="json")
+    if method_spec(method).skip_prompted:
+        out["mix"] = cfg.skip.mix
+    return out
+
+
+def inputs(cfg: PipelineConfig, method: Optional[str]) -> dict[str, str]:
+    out = {"data": "data", "teacher": "teacher", "chunk": "chunk", "student": "student"}
+    spec = method_spec(method)
+    if spec.builds_on:
+        out["base"] = f"train:{spec.builds_on}"
+    if spec.skip_samples == "searched":
+        out["skipdata"] = "skipdata"
+    return out
+
+
+def present(ctx: StageContext) -> bool:
+    row = training.completed_run(ctx.db, ctx.fp)
+    if row is None:
         return False
-    path = Path(rows[0]["checkpoint_path"]) / "model.safetensors"
-    return path.is_file() and file_sha256(path) == rows[0]["checkpoint_sha256"]
+    path = Path(row["checkpoint_path"]) / "model.safetensors"
+    # skipthink.inputs, not skipthink.training: a presence check must not import torch.
+    return path.is_file() and file_sha256(path) == row["checkpoint_sha256"]
 
 
-def checkpoint_of(db: Database, run_id: str) -> str:
-    rows = db.select("train_runs", {"run_id": run_id, "status": "completed"})
-    if not rows:
-        raise RuntimeError(f"no completed training run {run_id} in train_runs")
-    return rows[0]["checkpoint_path"]
+def training_items(ctx: StageContext) -> Splits:
+    """Train and val items for the method. STT and SkipALL use CWT-SBC's final chunkings and
+    carry each item's skip sample (skip-data masks, or every chunk skipped)."""
+    spec, m = method_spec(ctx.method), ctx.num_chunks
+    data_fp, teacher_fp = ctx.inputs["data"], ctx.inputs["teacher"]
+    if not spec.builds_on:
+        return initial_items(ctx.db, data_fp, teacher_fp, ctx.inputs["chunk"], m)
+    items = final_items(ctx.db, data_fp, teacher_fp, ctx.inputs["base"], m)
+    masks = skips.usable_masks(ctx.db, ctx.inputs["skipdata"]) if spec.skip_samples == "searched" else None
+    return with_skip_alternatives(items, masks, m)
 
 
-def skip_masks(db: Database, skip_fp: str) -> dict[tuple[str, int], tuple[bool, ...]]:
-    rows = db.select("skip_samples", {"skip_fp": skip_fp})
-    return {(r["sample_id"], r["completion_index"]): tuple(json.loads(r["skip_mask"])) for r in rows}
-
-
-def training_items(
-    db: Database, cfg: PipelineConfig, method: str, data_fp: str, teacher_fp: str, chunk_fp: str, cwt_run_id: Optional[str], skip_fp: Optional[str]
-) -> tuple[list[TrainItem], list[TrainItem]]:
-    """(train, val) items for a method. STT and SkipALL train on CWT samples (with CWT-SBC's
-    final chunking) plus one skip sample per item: the skip-data masks, or all chunks skipped."""
-    m = cfg.chunking.num_chunks
-    if method not in ("stt", "skipall"):
-        items = load_items(db, teacher_fp, data_fp, m, chunk_fp)
-        return items["train"], items["val"]
-    items = load_items(db, teacher_fp, data_fp, m, cwt_run_id)
-    if method == "stt":
-        masks = skip_masks(db, skip_fp)
-        skipped = [it.with_skip_mask(masks[it.key]) for it in items["train"] if it.key in masks]
-    else:
-        skipped = [it.with_skip_mask([True] * m) for it in items["train"]]
-    return items["train"] + skipped, items["val"]
-
-
-@stage_task("train")
-def train_stage(
-    cfg: PipelineConfig,
-    fp: str,
-    upstream: dict[str, str],
-    method: str,
-    data_fp: str,
-    teacher_fp: str,
-    chunk_fp: str,
-    student_fp: str,
-    cwt_run_id: Optional[str] = None,
-    skip_fp: Optional[str] = None,
-) -> dict:
+def run(ctx: StageContext) -> None:
     """Train one method's student from the shared initial student."""
-    db = open_db(cfg)
-    out_dir = home_dir(cfg, "runs") / fp
-    resumable = last_status(db, "train", fp) in ("running", "failed")
-    section = {"method": method, "training": cfg.training.model_dump(mode="json"), "chunking": cfg.chunking.model_dump(mode="json")}
-    with stage_run(db, cfg, "train", fp, section, upstream) as run:
-        if not resumable:
-            shutil.rmtree(out_dir, ignore_errors=True)
-            for table in ("train_log", "chunkings"):
-                db.delete(table, {"run_id": fp})
-        db.delete("train_runs", {"run_id": fp})
-        train_items, val_items = training_items(db, cfg, method, data_fp, teacher_fp, chunk_fp, cwt_run_id, skip_fp)
-        init_dir = Path(completed_summary(db, "student", student_fp)["path"])
-        hooks = TrainHooks(
-            on_log=lambda rows: db.insert("train_log", [dict(r, run_id=fp) for r in rows]),
-            on_chunkings=lambda epoch, rows: db.insert("chunkings", [dict(r, run_id=fp, epoch=epoch, kind="search") for r in rows]),
-            on_progress=Progress(f"train-{method}-{fp}", f"training {method}"),
-        )
-        log().info("training %s on %d items (%d val) -> %s", method, len(train_items), len(val_items), out_dir)
-        result = train_student(method, train_items, val_items, init_dir, out_dir, cfg, hooks)
-        if result.final_boundaries:
-            # The chunking the selected (best) epoch was trained on: skip data and STT use it.
-            db.insert(
-                "chunkings",
-                [
-                    dict(run_id=fp, epoch=result.best_epoch, sample_id=s, completion_index=c, boundaries=list(b), kind="final")
-                    for (s, c), b in result.final_boundaries.items()
-                ],
-            )
-        db.insert(
-            "train_runs",
-            [
-                dict(
-                    run_id=fp,
-                    method=method,
-                    dataset=cfg.dataset.name,
-                    status="completed",
-                    checkpoint_path=str(result.final_dir),
-                    checkpoint_sha256=result.safetensors_sha256,
-                    n_params=result.n_params,
-                    steps=result.steps,
-                    epochs=result.epochs_run,
-                    best_epoch=result.best_epoch,
-                    best_val_loss=result.best_val_loss,
-                    train_seconds=result.train_seconds,
-                    config=section,
-                )
-            ],
-        )
-        run.summary.update(method=method, steps=result.steps, best_epoch=result.best_epoch, best_val_loss=result.best_val_loss, tokens_per_s=result.tokens_per_s, checkpoint=str(result.final_dir))
-        log().info("wrote train_runs run_id=%s (%s, %d steps); checkpoint %s", fp, method, result.steps, result.final_dir)
-    return {"fp": fp, **run.summary}
+    # torch and transformers are imported only by a stage that computes (a cached rerun skips them)
+    from skipthink.training import TrainHooks, train_student
+
+    fp, cfg = ctx.fp, ctx.resolved_cfg()
+    out_dir = ctx.home("runs") / fp
+    resumable = not ctx.force and stage_runs.status(ctx.db, "train", fp) in ("running", "failed")
+    if not resumable:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        chunkings.delete_search(ctx.db, fp)
+    training.delete_run(ctx.db, fp, keep_log=resumable)
+    items = training_items(ctx)
+    init_dir = Path(ctx.input_summary("student")["path"])
+    hooks = TrainHooks(
+        on_log=lambda rows: training.append_log(ctx.db, fp, rows),
+        on_chunkings=lambda epoch, rows: chunkings.write_search(ctx.db, fp, [dict(r, epoch=epoch) for r in rows]),
+        on_progress=Progress(f"train-{ctx.method}-{fp}", f"training {ctx.method}"),
+    )
+    core_tokens: list[dict] = []
+    if cfg.training.core_token_stats:
+        from skipthink.core_tokens import token_group_stats
+
+        # Per epoch of this process's training (a resumed run has the epochs it trained).
+        hooks.on_epoch = lambda epoch, model, tokenizer, batches: core_tokens.append(dict(epoch=epoch, **token_group_stats(model, tokenizer, batches).as_row()))
+    log().info("training %s on %d items (%d val) -> %s", ctx.method, len(items["train"]), len(items["val"]), out_dir)
+    result = train_student(ctx.method, items["train"], items["val"], init_dir, out_dir, cfg, hooks)
+    if result.final_boundaries:
+        # The chunking the selected (best) epoch was trained on: skip data and STT use it.
+        rows = [dict(epoch=result.best_epoch, sample_id=s, completion_index=c, boundaries=list(b)) for (s, c), b in result.final_boundaries.items()]
+        chunkings.write_search(ctx.db, fp, rows, kind="final")
+    training.write_run(
+        ctx.db,
+        fp,
+        dict(
+            method=ctx.method,
+            dataset=cfg.dataset.name,
+            status="completed",
+            checkpoint_path=str(result.final_dir),
+            checkpoint_sha256=result.safetensors_sha256,
+            n_params=result.n_params,
+            steps=result.steps,
+            epochs=result.epochs_run,
+            best_epoch=result.best_epoch,
+            best_val_loss=result.best_val_loss,
+            train_seconds=result.train_seconds,
+            target_tokens=result.target_tokens,
+            budget=result.budget,
+            config=section(cfg, ctx.method),
+        ),
+    )
+    if core_tokens:
+        ctx.summary.update(core_tokens=core_tokens, dataset=cfg.dataset.name, seed=cfg.training.seed)
+    ctx.summary.update(
+        method=ctx.method, steps=result.steps, target_tokens=result.target_tokens, best_epoch=result.best_epoch,
+        best_val_loss=result.best_val_loss, tokens_per_s=result.tokens_per_s, sbc_seconds=result.sbc_seconds, checkpoint=str(result.final_dir),
+    )
+    log().info("wrote train_runs train_fp=%s (%s, %d steps, %d target tokens); checkpoint %s", fp, ctx.method, result.steps, result.target_tokens, result.final_dir)
+
+
+SPEC = StageSpec(
+    name="train",
+    version="3",
+    section=section,
+    inputs=inputs,
+    present=present,
+    run=run,
+    instances=lambda cfg: list(cfg.evaluation.methods),
+)

@@ -6,11 +6,11 @@ from skipthink.config import ConfigError, PipelineConfig, canonical_json, load_c
 
 
 def test_presets_load_and_differ():
-    demo, smoke, paper = (load_config(p) for p in ("demo", "smoke", "paper"))
+    demo, smoke, gpt2 = (load_config(p) for p in ("demo", "smoke", "gpt2-synthetic"))
     assert demo.run_name == "demo" and smoke.run_name == "smoke"
     assert smoke.dataset.n_train < demo.dataset.n_train
-    assert paper.student.kind == "pretrained" and paper.training.lr == 3e-4
-    assert paper.training.batch_size == 8 and paper.training.epochs == 20
+    assert gpt2.student.kind == "pretrained" and gpt2.training.lr == 3e-4
+    assert gpt2.training.batch_size == 8 and gpt2.training.epochs == 20
 
 
 def test_overrides_are_typed():

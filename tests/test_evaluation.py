@@ -1,9 +1,9 @@
 """Inference, evaluation and skip-data generation on a real tiny student trained for real.
 
 The student memorises a handful of coin-flip sequences in four formats: CWT, STT (prompted
-with `[skip]`), and two CWT variants with a chunk replaced by `[j] [thought]` — answered
+with `[skip]`), and teacher-forced skip-check prompts with chunks removed — answered
 correctly without chunk 2, wrongly without chunk 3 — so skip-data generation with the real
-answer decoder has a known outcome.
+decoder has a known outcome.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from skipthink.benchmarks.base import Example
+from skipthink.datasets.base import Example
 from skipthink.config import EvaluationConfig, SkipConfig, StudentConfig
-from skipthink.evaluation import evaluate, speedups
-from skipthink.formats import Stage, build_example, full_chunked_text, question_prompt
+from skipthink.evaluation import evaluate, method_summary
+from skipthink.formats import Segment, build_example, full_chunked_text, question_prompt
 from skipthink.inference import method_prompt, predict, score_output
 from skipthink.items import TrainItem
-from skipthink.skipdata import check_prompt, generate_skip_data, student_answer_decoder
+from skipthink.skipdata import check_prompt, generate_skip_data, student_decoder
 from skipthink.student import build_scratch_model, train_tokenizer
 
 M = 4
@@ -41,7 +41,7 @@ def flipped(answer: str) -> str:
     return "no" if answer == "yes" else "yes"
 
 
-def training_stages() -> list[Stage]:
+def training_stages() -> list[Segment]:
     stages = []
     for it in ITEMS:
         chunks = it.chunks(M)
@@ -50,11 +50,11 @@ def training_stages() -> list[Stage]:
             (question_prompt(it.question, skip=True), full_chunked_text(it.question, chunks, it.answer, SKIP_MASK)),
         ]
         for prompt, text in variants:
-            stages.append(Stage(prompt, text[len(prompt):], eos=True))
-        # The skip check's prompts: fine without chunk 2, wrong without chunk 3.
-        for mask, answer in (((0, 1, 0, 0), it.answer), ((0, 1, 1, 0), flipped(it.answer)), ((0, 0, 1, 0), flipped(it.answer))):
-            prompt = check_prompt(it.question, chunks, [bool(m) for m in mask])
-            stages.append(Stage(prompt, f" [answer] {answer}", eos=True))
+            stages.append(Segment(prompt, text[len(prompt):], eos=True))
+        # The skip check's prompts (teacher-forced): fine without chunk 2, wrong without chunk 3.
+        for removed, answer in (((0, 1, 0, 0), it.answer), ((0, 1, 1, 0), flipped(it.answer)), ((0, 0, 1, 0), flipped(it.answer))):
+            prompt = check_prompt(it.question, chunks, [bool(m) for m in removed], None, "teacher_forced")
+            stages.append(Segment(prompt, f" {answer}", eos=True))
     return stages
 
 
@@ -114,23 +114,30 @@ def test_prompts_and_scoring_per_method():
 def test_evaluate_metrics_and_speedups(student):
     model, tokenizer = student
     cfg = EvaluationConfig(batch_size=4, max_new_tokens=80, latency_samples=2, throughput_batch=6)
-    results = {m: evaluate(model, tokenizer, m, EXAMPLES, cfg) for m in ("cwt-sbc", "stt")}
+    # The student never learnt FT's format: "ft" here stands for a baseline that runs to the cap.
+    results = {m: evaluate(model, tokenizer, m, EXAMPLES, cfg) for m in ("ft", "cwt-sbc", "stt")}
     for name, res in results.items():
         m = res.metrics
+        if name == "ft":
+            continue
         assert (m["n"], m["accuracy"], m["latency_questions"], m["throughput_batch"]) == (4, 100.0, 2, 6)
         assert m["mean_new_tokens"] == sum(p.new_tokens for p in res.predictions) / 4
         assert m["latency_median_s"] > 0 and m["throughput_qps"] > 0
-    by_method = {k: r.metrics for k, r in results.items()}
-    sp = speedups(by_method)
-    assert set(sp) == {"stt_vs_cwt_tokens", "stt_vs_cwt_latency"}
-    assert sp["stt_vs_cwt_tokens"] == pytest.approx(by_method["cwt-sbc"]["mean_new_tokens"] / by_method["stt"]["mean_new_tokens"])
-    assert sp["stt_vs_cwt_tokens"] > 1.0
+    rows = [dict(r.metrics, method=k, test_set="test") for k, r in results.items()]
+    summary = method_summary(rows)
+    assert list(summary) == ["ft", "cwt-sbc", "stt"]
+    ft, cwt, stt = (results[k].metrics for k in ("ft", "cwt-sbc", "stt"))
+    assert summary["stt"]["tokens_vs_ft"] == pytest.approx(ft["mean_new_tokens"] / stt["mean_new_tokens"], abs=1e-3)
+    assert summary["stt"]["speedup_vs_ft"] == pytest.approx(ft["latency_median_s"] / stt["latency_median_s"], abs=1e-3)
+    assert summary["ft"]["tokens_vs_ft"] == 1.0
+    assert stt["mean_new_tokens"] < cwt["mean_new_tokens"]
 
 
 def test_skip_data_with_the_real_student(student):
     model, tokenizer = student
-    cfg = SkipConfig(candidates="medium", batch_size=3, max_answer_tokens=6)
-    data = generate_skip_data(ITEMS, student_answer_decoder(model, tokenizer, cfg), num_chunks=M, answer_type="yes_no", cfg=cfg)
+    cfg = SkipConfig(candidates="medium", check="teacher_forced", batch_size=3, max_answer_tokens=6)
+    data = generate_skip_data(ITEMS, student_decoder(model, tokenizer, cfg), num_chunks=M, answer_type="yes_no", cfg=cfg)
+    assert all(s.baseline_correct for s in data.samples)
     assert [s.skip_mask for s in data.samples] == [SKIP_MASK] * len(ITEMS)
     assert [s.to_row()["n_skipped"] for s in data.samples] == [1] * len(ITEMS)
     assert data.skip_rates == [0.0, 1.0, 0.0, 0.0]

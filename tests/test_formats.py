@@ -7,11 +7,11 @@ import pytest
 
 from skipthink.formats import (
     IGNORE_INDEX,
-    Stage,
-    answer_only_stage,
+    Segment,
+    answer_only_segment,
     build_example,
-    chunk_stages,
-    ft_stage,
+    chunk_segments,
+    ft_segment,
     full_chunked_text,
     special_tokens,
 )
@@ -31,7 +31,7 @@ def tok():
     return train_tokenizer(texts, vocab_size=300, num_chunks=M)
 
 
-def target_tokens(tok, stage: Stage, max_length: int = 128) -> list[str]:
+def target_tokens(tok, stage: Segment, max_length: int = 128) -> list[str]:
     ids, labels = build_example(tok, stage, max_length)
     assert len(ids) == len(labels)
     kept = [i for i, l in zip(ids, labels) if l != IGNORE_INDEX]
@@ -54,16 +54,16 @@ def test_markers_are_single_tokens_with_spaces_around(tok, marker):
 
 
 def test_answer_only_target(tok):
-    assert target_tokens(tok, answer_only_stage(Q, A)) == [*words(tok, " no"), tok.eos_token]
+    assert target_tokens(tok, answer_only_segment(Q, A)) == [*words(tok, " no"), tok.eos_token]
 
 
 def test_ft_target(tok):
-    got = target_tokens(tok, ft_stage(Q, " ".join(CHUNKS), A))
+    got = target_tokens(tok, ft_segment(Q, " ".join(CHUNKS), A))
     assert got == [*words(tok, " " + " ".join(CHUNKS)), "Ġ", "-->", *words(tok, " no"), tok.eos_token]
 
 
 def test_cwt_stages(tok):
-    stages = chunk_stages(Q, CHUNKS, A)
+    stages = chunk_segments(Q, CHUNKS, A)
     assert len(stages) == M + 1
     assert stages[1].prompt == f"{Q} ### [1] {CHUNKS[0]}"
     for j, stage in enumerate(stages[:M], start=1):
@@ -74,13 +74,13 @@ def test_cwt_stages(tok):
 
 
 def test_prompt_and_target_tokenise_like_the_whole_sequence(tok):
-    for stage in chunk_stages(Q, CHUNKS, A):
+    for stage in chunk_segments(Q, CHUNKS, A):
         ids, _ = build_example(tok, stage, 128)
         assert ids[: len(ids) - stage.eos] == tok.encode(stage.prompt + stage.target, add_special_tokens=False)
 
 
 def test_stt_skip_sample(tok):
-    stages = chunk_stages(Q, CHUNKS, A, skip_mask=[False, True, False])
+    stages = chunk_segments(Q, CHUNKS, A, skip_mask=[False, True, False])
     assert [s.prompt for s in stages] == [
         f"[skip] {Q} ###",
         f"[skip] {Q} ### [1] {CHUNKS[0]}",
@@ -93,7 +93,7 @@ def test_stt_skip_sample(tok):
 
 
 def test_skipall(tok):
-    stages = chunk_stages(Q, CHUNKS, A, skip_mask=[True] * M)
+    stages = chunk_segments(Q, CHUNKS, A, skip_mask=[True] * M)
     assert len(stages) == 1
     assert stages[0].prompt == f"[skip] {Q} ###"
     assert target_tokens(tok, stages[0]) == ["Ġ", "[1]", "Ġ", "[thought]", "Ġ", "[2]", "Ġ", "[thought]", "Ġ", "[3]", "Ġ", "[thought]",
@@ -102,7 +102,7 @@ def test_skipall(tok):
 
 
 def test_truncation_drops_prompt_from_the_left(tok):
-    stage = chunk_stages(Q, CHUNKS, A)[M]
+    stage = chunk_segments(Q, CHUNKS, A)[M]
     full_ids, full_labels = build_example(tok, stage, 128)
     ids, labels = build_example(tok, stage, 8)
     assert len(ids) == 8 and ids == full_ids[-8:] and labels == full_labels[-8:]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,10 @@ from pathlib import Path
 import pytest
 
 from storage import Database
+from tests.prefect_helpers import free_port, wait_for_deployment
 
 pytestmark = pytest.mark.slow
 ALL_STAGE_TASKS = 1 + 1 + 1 + 1 + 6 + 1 + 6 + 1  # data teacher chunk student, 6 train, skipdata, 6 evaluate, report
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -79,20 +73,6 @@ def env(tmp_path_factory):
         for proc in (served, server):
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
-
-
-async def wait_for_deployment(name: str, served: subprocess.Popen, timeout: float = 90):
-    from prefect.client.orchestration import get_client
-
-    deadline = time.monotonic() + timeout
-    async with get_client() as client:
-        while time.monotonic() < deadline:
-            assert served.poll() is None, "skipthink server exited"
-            try:
-                return await client.read_deployment_by_name(name)
-            except Exception:
-                await asyncio.sleep(1)
-    raise TimeoutError(name)
 
 
 async def run_deployment_like_the_ui(parameters: dict | None = None, timeout: float = 600, expected_tasks: int = ALL_STAGE_TASKS):
@@ -162,7 +142,9 @@ def test_two_concurrent_runs_both_complete_with_all_rows(env):
     async def both():
         a = smoke_config(env["home"], **{"dataset.name": "last_letter_concatenation", "run_name": "concurrent-a"})
         b = smoke_config(env["home"], **{"dataset.name": "multiarith", "run_name": "concurrent-b"})
-        return await asyncio.gather(run_deployment_like_the_ui({"config": a}), run_deployment_like_the_ui({"config": b}))
+        # Two smoke runs at once on 2 cores take ~4 minutes idle; a loaded machine (a sweep beside
+        # the suite) timed out at 10.
+        return await asyncio.gather(run_deployment_like_the_ui({"config": a}, timeout=1500), run_deployment_like_the_ui({"config": b}, timeout=1500))
 
     (run_a, _), (run_b, _) = asyncio.run(both())
     assert run_a.state.is_completed() and run_b.state.is_completed(), (run_a.state, run_b.state)

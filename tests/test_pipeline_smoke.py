@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 from storage import Database
-from storage.schema import TABLES_V1
+from storage.schema import TABLES
 
 pytestmark = pytest.mark.slow
 METHODS = ["answer-only", "ft", "cwt-ac", "cwt-sbc", "stt", "skipall"]
+
+
+# Every run of the smoke test records core-token statistics (the same fingerprints each time).
+STATS = ("--set", "training.core_token_stats=true")
 
 
 def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -25,28 +29,44 @@ def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_smoke_run_fills_every_table_and_writes_the_report(tmp_path):
     home = tmp_path / "home"
-    proc = run_cli(home, "run", "--preset", "smoke")
+    # core_token_stats: the over-smoothing analysis rides along (one more validation pass per epoch).
+    proc = run_cli(home, "run", "--preset", "smoke", *STATS)
     assert proc.returncode == 0, proc.stderr[-4000:]
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert last["dataset"] == "coin_flip" and set(last["methods"]) == set(METHODS)
     for method, m in last["methods"].items():
         assert 0.0 <= m["accuracy"] <= 100.0, method
         assert m["mean_new_tokens"] > 0, method
+        assert m["n_params"] > 100_000 and 0 < m["train_minutes"] < 10, (method, m)
     assert last["methods"]["ft"]["speedup_vs_ft"] == 1.0
     assert "| cwt-sbc" in proc.stdout or "cwt-sbc" in proc.stdout
 
     db = Database(home / "skipthink.duckdb")
     counts = db.tables()
-    for table in TABLES_V1:
+    for table in TABLES:
         if table in ("teacher_failures", "teacher_batches"):
             continue  # nothing failed, no batch mode
         assert counts[table] > 0, f"{table} is empty"
     assert db.count("train_runs") == len(METHODS)
     assert db.scalar("SELECT count(DISTINCT method) FROM metrics") == len(METHODS)
     assert db.scalar("SELECT count(*) FROM stage_runs WHERE status <> 'completed'") == 0
-    # SBC recorded a chunking per item for every epoch, after the initial average chunking
-    sbc_run = db.scalar("SELECT run_id FROM train_runs WHERE method = 'cwt-sbc'")
-    assert db.scalar("SELECT count(DISTINCT epoch) FROM chunkings WHERE run_id = ?", [sbc_run]) >= 2
+    assert db.scalar("SELECT count(*) FROM stage_runs WHERE code_version IS NULL") == 0
+    # Every method selected its epoch on validation and recorded its budget.
+    runs = db.select("train_runs")
+    assert all(r["best_val_loss"] is not None and r["target_tokens"] > 0 and json.loads(r["budget"])["mode"] == "epochs" for r in runs), runs
+    # SBC searched before the second epoch, over train and validation items alike.
+    sbc_run = db.scalar("SELECT train_fp FROM train_runs WHERE method = 'cwt-sbc'")
+    assert db.scalar("SELECT min(epoch) FROM chunkings WHERE train_fp = ? AND kind = 'search'", [sbc_run]) == 1
+    assert set(db.scalar("SELECT list(DISTINCT e.split) FROM chunkings c JOIN examples e USING (sample_id) WHERE c.train_fp = ?", [sbc_run])) == {"train", "val"}
+    # Skip samples for both splits, each with its baseline check.
+    assert {r["split"] for r in db.select("skip_samples")} == {"train", "val"}
+    assert db.scalar("SELECT count(*) FROM skip_samples WHERE baseline_correct IS NULL") == 0
+
+    # Every trained method recorded core vs rest statistics per epoch; the analysis command reads them.
+    mech = run_cli(home, "results", "mechanism", str(home), "--out", str(tmp_path / "mechanism.json"))
+    assert mech.returncode == 0, mech.stderr[-2000:]
+    curves = json.loads((tmp_path / "mechanism.json").read_text())["over_training"]["coin_flip"]
+    assert set(curves) == set(METHODS) and all(rows and rows[0]["core_loss"]["mean"] > 0 for rows in curves.values())
 
     report_dir = Path(last_report_path(proc.stdout)).parent
     assert (report_dir / "report.md").read_text().count("|") > 20
@@ -55,26 +75,70 @@ def test_smoke_run_fills_every_table_and_writes_the_report(tmp_path):
 
     # Refresh the evaluations, run in parallel by a local Dask cluster (separate processes):
     # they recompute, everything upstream stays cached.
-    before = {r["fingerprint"]: r["finished_at"] for r in db.select("stage_runs")}
-    par = run_cli(home, "run", "--preset", "smoke", "--refresh", "evaluate", "--dask-workers", "2")
+    before = finished_at(db)
+    par = run_cli(home, "run", "--preset", "smoke", *STATS, "--refresh", "evaluate", "--dask-workers", "2")
     assert par.returncode == 0, par.stderr[-4000:]
-    after = db.select("stage_runs")
-    redone = {r["stage"] for r in after if r["finished_at"] != before[r["fingerprint"]]}
-    assert redone == {"evaluate", "report"}, redone
-    assert db.count("metrics") == len(METHODS) and db.scalar("SELECT count(DISTINCT eval_fp) FROM predictions") == len(METHODS)
+    assert redone(db, before) == {"evaluate", "report"}
+    assert db.count("metrics") == len(METHODS) and db.scalar("SELECT count(DISTINCT evaluate_fp) FROM predictions") == len(METHODS)
 
     # A run with the same config recomputes nothing: every stage is a cache hit.
-    again = run_cli(home, "run", "--preset", "smoke")
+    before = finished_at(db)
+    again = run_cli(home, "run", "--preset", "smoke", *STATS)
     assert again.returncode == 0, again.stderr[-4000:]
     assert json.loads(again.stdout.strip().splitlines()[-1])["run"] == last["run"]
     assert db.count("stage_runs") == counts["stage_runs"]
     log = again.stdout + again.stderr
     assert "Cached" in log and "stage data started" not in log
+    assert redone(db, before) == set()
+
+    # The database, not Prefect's result files, decides presence: without them nothing retrains.
+    import shutil
+
+    shutil.rmtree(home / "prefect-results")
+    assert run_cli(home, "run", "--preset", "smoke", *STATS).returncode == 0
+    assert redone(db, before) == set()
+
+    # A stage whose artifacts vanished is recomputed, and what was built on it follows.
+    cwt_ac = db.scalar("SELECT train_fp FROM train_runs WHERE method = 'cwt-ac'")
+    shutil.rmtree(home / "runs" / cwt_ac)
+    assert run_cli(home, "run", "--preset", "smoke", *STATS).returncode == 0
+    assert redone(db, before) == {"train:" + cwt_ac, "evaluate", "report"}
 
     # `skipthink report` re-renders it from the database alone.
     rep = run_cli(home, "report")
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert "stt" in rep.stdout and "report:" in rep.stdout
+
+
+def finished_at(db: Database) -> dict[str, object]:
+    return {(r["stage"], r["fp"]): r["finished_at"] for r in db.select("stage_runs")}
+
+
+def redone(db: Database, before: dict) -> set[str]:
+    """Stages rerun since `before` (training runs named by fingerprint)."""
+    out = set()
+    for (stage, fp), t in finished_at(db).items():
+        if before.get((stage, fp)) != t:
+            out.add(f"train:{fp}" if stage == "train" else stage)
+    return out
+
+
+def test_two_runs_at_once_share_every_stage(tmp_path):
+    """Fault: the same config started twice at once on one home (a double click in the UI).
+    Expected: both succeed; every stage runs once; no teacher request is stored (paid) twice."""
+    home = tmp_path / "home"
+    env = dict(os.environ, SKIPTHINK_HOME=str(home), PREFECT_HOME=str(home / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false", OMP_NUM_THREADS="1")
+    env.pop("PREFECT_API_URL", None)
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--preset", "smoke", "--set", "evaluation.methods=[ft, cwt-sbc, stt]"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-3000:] for o in outs]
+    runs = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+    assert runs[0] == runs[1]
+    db = Database(home / "skipthink.duckdb")
+    assert db.scalar("SELECT count(*) FROM train_runs") == 3
+    assert db.scalar("SELECT count(*) FROM teacher_requests") == db.scalar("SELECT count(DISTINCT key) FROM teacher_requests") > 0
+    assert db.scalar("SELECT count(*) FROM stage_runs WHERE status <> 'completed'") == 0
 
 
 def last_report_path(stdout: str) -> str:

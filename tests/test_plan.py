@@ -43,3 +43,59 @@ def test_methods_subset_plans_only_what_is_needed():
     p = plan(load_config("smoke", overrides=["evaluation.methods=[ft, cwt-ac]"]))
     assert "skipdata" not in p.nodes and "train:stt" not in p.nodes
     assert {"train:ft", "train:cwt-ac", "evaluate:ft", "report"} <= set(p.nodes)
+
+
+def test_mix_is_part_of_stt_only_and_chunking_of_sbc_only():
+    changed = changed_keys("skip.mix=0.25")
+    assert changed == {"train:stt", "train:skipall", "evaluate:stt", "evaluate:skipall", "report"}
+    assert "train:ft" not in changed_keys("chunking.eta=0.3")
+
+
+def test_runtime_threads_are_never_part_of_a_fingerprint():
+    assert changed_keys("runtime.torch_threads=1") == set()
+
+
+def test_auto_m_is_decided_by_the_chunk_stage():
+    p = plan(load_config("smoke", overrides=["chunking.num_chunks=auto"]))
+    assert p.nodes["student"].inputs["chunk"] == "chunk" and p.nodes["train:ft"].inputs["chunk"] == "chunk"
+
+
+def test_every_node_follows_its_inputs_and_waves_respect_them():
+    p = plan(load_config("smoke"))
+    order = list(p.nodes)
+    for key, node in p.nodes.items():
+        assert all(order.index(u) < order.index(key) for u in node.inputs.values()), key
+    level = {k: i for i, wave in enumerate(p.waves()) for k in wave}
+    assert all(level[u] < level[k] for k, n in p.nodes.items() for u in n.inputs.values())
+    assert p.nodes["train:stt"].inputs == {"data": "data", "teacher": "teacher", "chunk": "chunk", "student": "student", "base": "train:cwt-sbc", "skipdata": "skipdata"}
+
+
+def test_layering_no_sql_outside_storage_and_no_stage_imports_another():
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    stage_modules = {"data", "teacher", "chunk", "student", "train", "skipdata", "evaluate", "report"}
+    for path in [*root.joinpath("tasks").glob("*.py"), *root.joinpath("flows").glob("*.py")]:
+        text = path.read_text()
+        assert not re.search(r"\b(SELECT\b[^\"]*\bFROM|INSERT INTO|DELETE FROM|UPDATE \w+ SET)\b", text), f"SQL in {path.name}"
+        if path.parent.name == "tasks" and path.stem in stage_modules:
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tasks."):
+                    assert node.module.split(".")[1] not in stage_modules, f"{path.name} imports {node.module}"
+    for path in root.joinpath("skipthink").rglob("*.py"):
+        assert not re.search(r"^\s*(from|import)\s+(prefect|storage|tasks|flows)\b", path.read_text(), re.M), path
+
+
+def test_torch_threads_share_the_cores_among_concurrent_runs(monkeypatch):
+    import os
+
+    from tasks.runtime import torch_threads
+
+    cores = os.cpu_count() or 1
+    monkeypatch.delenv("SKIPTHINK_CONCURRENT_RUNS", raising=False)
+    assert torch_threads(load_config("smoke")) == cores
+    monkeypatch.setenv("SKIPTHINK_CONCURRENT_RUNS", "2")
+    assert torch_threads(load_config("smoke")) == max(1, cores // 2)
+    assert torch_threads(load_config("smoke", overrides=["runtime.torch_threads=3"])) == 3

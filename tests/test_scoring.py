@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from skipthink.benchmarks import DatasetError, Example, answer_type_for, extract_answer, grade, is_correct
-from skipthink.benchmarks.finetune_cot import teacher_accuracy
+from skipthink.datasets import DatasetError, Example, answer_type_for, extract_answer, grade, is_correct
+from skipthink.datasets.finetune_cot import teacher_accuracy
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

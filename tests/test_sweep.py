@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from flows.sweep import SweepConfig, aggregate, combinations, render_markdown, run_each
+from flows.sweep import SweepConfig, aggregate, combinations, paired_vs_ft, render_markdown, run_each
 from skipthink.config import ConfigError
 
 
@@ -31,8 +31,11 @@ def test_dataset_overrides_reach_only_their_dataset():
     runs = dict(combinations(spec))
     assert "training.max_length=384" in runs["s/multiarith/default/seed0"]
     assert "training.max_length=384" not in runs["s/coin_flip/default/seed0"]
-    with pytest.raises(ValueError, match="dataset_overrides: svamp"):
-        combinations(SweepConfig(preset="smoke", dataset_overrides={"svamp": ["training.epochs=1"]}))
+    # One spec run on a subset of its datasets: the others' overrides wait unused.
+    subset = dict(combinations(spec.model_copy(update={"datasets": ["coin_flip"]})))
+    assert list(subset) == ["s/coin_flip/default/seed0"] and "training.max_length=384" not in subset["s/coin_flip/default/seed0"]
+    with pytest.raises(ValueError, match="dataset_overrides: coinflip not in datasets"):  # a typo is still an error
+        combinations(SweepConfig(preset="smoke", dataset_overrides={"coinflip": ["training.epochs=1"]}))
 
 
 def test_a_bad_combination_fails_before_any_run():
@@ -52,10 +55,23 @@ def test_aggregate_mean_and_std_over_seeds():
     assert [r["method"] for r in rows] == ["ft", "stt"]  # the paper's method order, not alphabetical
     row = rows[0]
     assert row["seeds"] == 2 and row["accuracy"] == 85.0 and row["accuracy_std"] == pytest.approx(7.071, abs=1e-3)
-    assert rows[1]["tokens_vs_ft"] == 1.75 and rows[1]["real_accuracy"] is None
-    markdown = render_markdown(SweepConfig(name="s"), rows, done=2, total=3)
-    assert "| coin_flip | default | ft | 2 | 85.00 ± 7.07 | 65.00 ± 7.07 | 1.00 ± 0.00 | 1.00 ± 0.00 |" in markdown
+    # 95 % t-interval over two seeds: t(0.975, 1) = 12.706, times 7.071 / sqrt(2).
+    assert row["accuracy_ci"] == pytest.approx(63.531, abs=1e-3)
+    assert rows[1]["tokens_vs_ft"] == 1.75 and rows[1]["real_accuracy"] is None and rows[1]["real_accuracy_ci"] is None
+    paired = paired_vs_ft(results)
+    # STT - FT per seed: -20 and -6 -> mean -13, se 7, t = -1.857, df 1 (Cauchy): p = 1 - 2 atan(13/7) / pi
+    assert paired == [{"dataset": "coin_flip", "setting": "default", "method": "stt", "seeds": 2, "difference": -13.0,
+                       "ci": pytest.approx(88.943, abs=1e-3), "p_value": pytest.approx(0.3145, abs=1e-4)}]
+    markdown = render_markdown(SweepConfig(name="s"), rows, done=2, total=3, paired=paired)
+    assert "| coin_flip | default | ft | 2 | 85.00 ± 63.53 | 65.00 ± 63.53 | 1.00 ± 0.00 | 1.00 ± 0.00 |" in markdown
+    assert "| coin_flip | default | stt | 2 | -13.00 ± 88.94 | 0.315 |" in markdown
     assert "real test split" not in markdown and "partial: 2 of 3 runs" in markdown
+
+
+def test_one_seed_has_no_interval():
+    rows = aggregate([{"run_name": "s/coin_flip/default/seed0", "methods": {"ft": {"accuracy": 80.0}}}])
+    assert rows[0]["accuracy"] == 80.0 and rows[0]["accuracy_ci"] is None
+    assert "| coin_flip | default | ft | 1 | 80.00 |" in render_markdown(SweepConfig(name="s"), rows, done=1, total=1)
 
 
 @pytest.mark.slow

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from skipthink.benchmarks.base import Example
-from skipthink.benchmarks.scoring import answer_type_for, choice_letters
+from skipthink.datasets.base import Example
+from skipthink.datasets.scoring import answer_type_for, choice_letters
 from skipthink.config import TeacherConfig, TeacherServerConfig
-from skipthink.teacher.server import start_server_process
+from skipthink.teacher_server import start_server_process
 from skipthink.teacher.stage import run_teacher_stage
 from skipthink.teacher.store import MemoryRequestStore
 

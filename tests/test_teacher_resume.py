@@ -1,5 +1,9 @@
 """Resuming the teacher stage: after SIGKILL / Ctrl-C nothing saved is sent again; batch mode
-polls the stored batch instead of submitting a second one."""
+polls the stored batch instead of submitting a second one.
+
+The SIGINT child starts with SIGINT ignored, as a child of a background shell does (this test
+used to flake there: the child ignored the signal and finished normally); the stage's own
+handler must stop it anyway."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import time
 import pytest
 
 from skipthink.config import TeacherConfig, TeacherServerConfig
-from skipthink.teacher.server import ServerFaults, start_server, start_server_process
+from skipthink.teacher_server import ServerFaults, start_server, start_server_process
 from skipthink.teacher.stage import run_teacher_stage
 from storage.db import Database
 from storage.teacher_store import DuckDBRequestStore
@@ -40,8 +44,9 @@ def test_killed_stage_never_resends_a_saved_request(tmp_path, sig):
     # (CI beside a training run) the signal lands mid-stage rather than after the child finished.
     with start_server_process(TeacherServerConfig(error_rate=0.0), faults=ServerFaults(latency_ms=100)) as server:
         cfg = TeacherConfig(base_url=server.base_url, max_concurrency=4, flush_every=4, flush_interval_s=0.1)
+        ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sig == signal.SIGINT else None
         child = subprocess.Popen([sys.executable, "-c", STAGE_CHILD, str(db_path), cfg.model_dump_json()], cwd=REPO,
-                                 stderr=subprocess.DEVNULL)
+                                 stderr=subprocess.DEVNULL, preexec_fn=ignore_sigint)
         deadline = time.monotonic() + 60
         while db.count("teacher_requests") < 40 and time.monotonic() < deadline and child.poll() is None:
             time.sleep(0.05)

@@ -14,9 +14,9 @@ import pytest
 
 from skipthink.config import TeacherServerConfig
 from skipthink.teacher.prompts import load_template
-from skipthink.teacher.scripted import ScriptedTeacher
-from skipthink.teacher.server import start_server
-from skipthink.teacher.solvers import UnsolvableQuestion, solve
+from skipthink.teacher_server.scripted import ScriptedTeacher
+from skipthink.teacher_server import start_server
+from skipthink.teacher_server.solvers import UnsolvableQuestion, solve
 from tests.test_teacher_stage import synthetic_examples
 
 COMPLETIONS = "finetune-cot-teacher-completions/saved/completion_data/B_text-davinci-002__C_zs_cot"

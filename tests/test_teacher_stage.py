@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from skipthink.benchmarks.base import Example
-from skipthink.benchmarks.synthetic import coin_flip, last_letter_concatenation, multiarith, tracking_shuffled_objects
+from skipthink.datasets.base import Example
+from skipthink.datasets.synthetic import coin_flip, last_letter_concatenation, multiarith, tracking_shuffled_objects
 from skipthink.config import Price, SyntheticOptions, TeacherConfig, TeacherServerConfig
-from skipthink.teacher.server import ServerFaults, start_server
+from skipthink.teacher_server import ServerFaults, start_server
 from skipthink.teacher.stage import TeacherSetupError, run_teacher_stage
 from storage.db import Database
 from storage.teacher_store import DuckDBRequestStore
@@ -142,19 +142,19 @@ def test_dataset_rationales_need_no_api_call(store):
 
 
 def test_remote_endpoint_without_key_fails_before_any_request(store, monkeypatch):
-    monkeypatch.delenv("SKIPTHINK_TEST_KEY", raising=False)
-    cfg = TeacherConfig(base_url="https://api.example.com/v1", api_key_env="SKIPTHINK_TEST_KEY")
-    with pytest.raises(TeacherSetupError, match="SKIPTHINK_TEST_KEY"):
+    monkeypatch.delenv("SKIPTHINK_TEST_API_KEY", raising=False)
+    cfg = TeacherConfig(base_url="https://api.example.com/v1", api_key_env="SKIPTHINK_TEST_API_KEY")
+    with pytest.raises(TeacherSetupError, match="SKIPTHINK_TEST_API_KEY"):
         run_teacher_stage(synthetic_examples(1), cfg, store, "fp-nokey")
     assert store.db.count("teacher_requests") == 0 and store.db.count("teacher_failures") == 0
 
 
 def test_api_key_never_leaks(store, monkeypatch, caplog, capfd):
     canary = "sk-canary-5f3a9c7e1d2b4a6f"
-    monkeypatch.setenv("SKIPTHINK_TEST_KEY", canary)
+    monkeypatch.setenv("SKIPTHINK_TEST_API_KEY", canary)
     caplog.set_level(logging.DEBUG)
     with start_server(TeacherServerConfig(), faults=ServerFaults(server_error_fraction=0.3, seed=2)) as server:
-        cfg = TeacherConfig(base_url=server.base_url, api_key_env="SKIPTHINK_TEST_KEY", backoff_base_s=0.01, max_retries=1)
+        cfg = TeacherConfig(base_url=server.base_url, api_key_env="SKIPTHINK_TEST_API_KEY", backoff_base_s=0.01, max_retries=1)
         out = run_teacher_stage(synthetic_examples(3), cfg, store, "fp-secret")
     captured = capfd.readouterr()
     assert out.summary["usage"]["calls"] > 0
@@ -162,3 +162,28 @@ def test_api_key_never_leaks(store, monkeypatch, caplog, capfd):
     assert canary not in caplog.text + captured.out + captured.err
     assert canary.encode() not in store.db.path.read_bytes()
     assert canary not in json.dumps(store.db.select("teacher_failures"), default=str)
+
+
+def test_per_run_files_reuse_what_another_run_paid_for(tmp_path):
+    from storage.layout import other_run_databases
+
+    examples = synthetic_examples(5)
+    cfg = TeacherConfig(server=TeacherServerConfig(error_rate=0.2, seed=1))
+    first = DuckDBRequestStore(Database(tmp_path / "db" / "run-a.duckdb"))
+    a = run_teacher_stage(examples, cfg, first, "fp")
+    paid = a.summary["usage"]["calls"]
+    assert paid == 40 and first.db.count("teacher_requests") == 40
+
+    own = Database(tmp_path / "db" / "run-b.duckdb")
+    others = other_run_databases(tmp_path, own.path)
+    assert others == [first.db.path]
+    b = run_teacher_stage(examples, cfg, DuckDBRequestStore(own, others), "fp")
+    assert b.summary["usage"]["calls"] == 0 and b.summary["usage"]["cached"] == 40
+    assert b.rationales == a.rationales
+    # Copied into this run's own file: it stands alone, and the other file is untouched.
+    assert own.count("teacher_requests") == 40 and first.db.count("teacher_requests") == 40
+
+    # A question no run has asked is still sent (and only it).
+    more = examples + synthetic_examples(1, seed=9)
+    c = run_teacher_stage(more, cfg, DuckDBRequestStore(own, others), "fp")
+    assert c.summary["usage"]["calls"] == 8 and own.count("teacher_requests") == 48

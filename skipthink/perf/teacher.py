@@ -14,7 +14,7 @@ import time
 from skipthink.config import TeacherConfig, TeacherServerConfig
 from skipthink.teacher.calls import RATIONALE, Call
 from skipthink.teacher.client import OnlineRunner, make_client
-from skipthink.teacher.server import ServerFaults, start_server_process
+from skipthink.teacher_server import ServerFaults, start_server_process
 from skipthink.teacher.store import MemoryRequestStore
 from skipthink.teacher.usage import Usage
 

@@ -1,16 +1,18 @@
 """The teacher stage as one pure function: examples in, rationale rows and a summary out.
 
-Steps: build request keys for every (example, completion index); reuse saved responses; send
-calls only for the rest (online or Batch API); for the two-step prompt do the same for the
-answer calls; then parse each answer, compare with gold and keep the correct ones. With no
-`teacher.base_url` the built-in scripted server is started on loopback for the duration.
+Steps: build request keys for every (example, completion index); reuse saved responses; check
+the endpoint (GET /models) before the first request; send calls only for the rest (online or
+Batch API); for the two-step prompt do the same for the answer calls; then parse each answer,
+compare with gold and keep the correct ones. With no `teacher.base_url` the built-in scripted
+server is started on loopback for the duration. SIGINT/SIGTERM stop sending, save what arrived
+and raise `TeacherInterrupted`. `TeacherOutcome.failure` says why the stage must not count as
+complete (stopped early, too many failures, too few rationales kept); the caller raises it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ipaddress
 import logging
 import os
 import sys
@@ -18,14 +20,19 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence
-from urllib.parse import urlsplit, urlunsplit
 
-from skipthink.benchmarks.base import Example
-from skipthink.benchmarks.scoring import grade
+import openai
+
+from skipthink.aio import run_coroutine
+from skipthink.datasets.base import Example
+from skipthink.datasets.scoring import grade
 from skipthink.config import TeacherConfig
 from skipthink.teacher.batch import BatchRunner
 from skipthink.teacher.calls import ANSWER, RATIONALE, Call, request_key
-from skipthink.teacher.client import OnlineRunner, make_client
+from skipthink.teacher.client import EndpointUnusable, OnlineRunner, make_client
+from skipthink.teacher.endpoint import is_loopback_url, redact_text, redact_url
+from skipthink.teacher.interrupt import StopOnSignal, TeacherInterrupted
+from skipthink.teacher.final_answer import grade_final_statement
 from skipthink.teacher.prompts import PromptTemplate, load_template
 from skipthink.teacher.store import RequestStore
 from skipthink.teacher.usage import ProgressCallback, Usage
@@ -39,29 +46,15 @@ class TeacherSetupError(ValueError):
     """The stage cannot start (missing key for a remote endpoint, bad template)."""
 
 
+class TeacherEndpointError(RuntimeError):
+    """The endpoint is unreachable or refuses us (wrong URL, path, key): failed fast, nothing retried."""
+
+
 @dataclass
 class TeacherOutcome:
     rationales: list[dict]
     summary: dict = field(default_factory=dict)
-
-
-def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def redact_url(url: str) -> str:
-    """The URL without user:password, so it can go into summaries and logs."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    failure: Optional[str] = None  # set when the stage must fail (its responses stay saved)
 
 
 def resolve_api_key(cfg: TeacherConfig, base_url: str) -> str:
@@ -84,7 +77,7 @@ def teacher_endpoint(cfg: TeacherConfig) -> Iterator[tuple[str, str, str]]:
         key = resolve_api_key(cfg, cfg.base_url)
         yield cfg.base_url, key, redact_url(cfg.base_url)
         return
-    from skipthink.teacher.server import start_server
+    from skipthink.teacher_server import start_server
 
     handle = start_server(cfg.server)
     try:
@@ -103,7 +96,9 @@ def answer_params(cfg: TeacherConfig) -> dict:
 
 
 def _key(cfg: TeacherConfig, template: PromptTemplate, params: dict, ex: Example, ci: int, step: str, prompt: str) -> str:
-    return request_key(endpoint=cfg.endpoint, model=cfg.model, template_version=template.version, params=params,
+    # The built-in server's settings (backend, style, error rate, seed) change what it answers.
+    model = cfg.model if cfg.base_url is not None else f"{cfg.model} {cfg.server.model_dump_json()}"
+    return request_key(endpoint=cfg.endpoint, model=model, template_version=template.version, params=params,
                        dataset=ex.dataset, sample_id=ex.sample_id, completion_index=ci, step=step, prompt=prompt)
 
 
@@ -138,6 +133,28 @@ class _StageRun:
         self.stop_reason: Optional[str] = None
         self.online = OnlineRunner(cfg, self.client, store, usage, teacher_fp, template.version)
         self.batch = BatchRunner(cfg, self.client, store, usage, teacher_fp, template.version)
+        self.endpoint = redact_url(base_url)
+        self._checked = not cfg.check_endpoint
+
+    def _endpoint_error(self, error: BaseException, where: str) -> TeacherEndpointError:
+        status = getattr(error, "status_code", None)
+        detail = redact_text(str(error), (self.client.api_key,))[:300]
+        return TeacherEndpointError(
+            f"teacher endpoint {self.endpoint} is unusable: {type(error).__name__}{f' (HTTP {status})' if status else ''} "
+            f"on {where}: {detail}. Check teacher.base_url, teacher.model and the key in ${self.cfg.api_key_env}.")
+
+    async def _check_endpoint(self) -> None:
+        """GET /models once, before the first paid request: a wrong URL, path or key fails here."""
+        if self._checked:
+            return
+        try:
+            listed = await self.client.models.list()
+        except (openai.APIConnectionError, openai.APIStatusError) as e:
+            raise self._endpoint_error(e, "GET /models") from None
+        self._checked = True
+        names = {m.id for m in getattr(listed, "data", None) or []}
+        if names and self.cfg.model not in names:
+            log.warning("teacher model %s is not among the %d models %s lists", self.cfg.model, len(names), self.endpoint)
 
     async def _step(self, step: str, items: list[tuple[Example, int, str, str]], params: dict) -> dict[str, dict]:
         keys = [key for _, _, key, _ in items]
@@ -145,10 +162,14 @@ class _StageRun:
         self.usage.add_cached(len(saved), sum(r.get("cost_usd") or 0.0 for r in saved.values()))
         calls = _plan(items, step, params, saved)
         if calls and self.stop_reason is None:
-            if self.cfg.mode == "batch":
-                await self.batch.run(step, calls)
-            else:
-                self.stop_reason = await self.online.run(calls)
+            await self._check_endpoint()
+            try:
+                if self.cfg.mode == "batch":
+                    self.stop_reason = await self.batch.run(step, calls)
+                else:
+                    self.stop_reason = await self.online.run(calls)
+            except EndpointUnusable as e:
+                raise self._endpoint_error(e, f"{step} requests") from None
         return await asyncio.to_thread(_load, self.store, keys)
 
     async def run(self) -> tuple[list[tuple[Example, int, str]], dict[str, dict], dict[str, dict], dict[tuple, str]]:
@@ -211,13 +232,13 @@ def _rationale_rows(plan, rationales, answers, answer_keys, cfg: TeacherConfig, 
 
 
 def _dataset_rows(examples: Sequence[Example], cfg: TeacherConfig, teacher_fp: str) -> tuple[list[dict], dict]:
-    """teacher.source=dataset: the examples' own rationales, graded by the answer they state."""
+    """teacher.source=dataset: the examples' own rationales, graded by what their final statement says."""
     counts = {"requested": 0, "failed": 0, "truncated": 0, "incorrect": 0, "kept": 0}
     rows = []
     for ex in examples:
         for ci, rationale in enumerate(ex.rationales):
             counts["requested"] += 1
-            predicted, correct = grade(rationale, ex, prefix="answer is")
+            predicted, correct = grade_final_statement(rationale, ex)
             counts["incorrect"] += not correct
             kept = correct or cfg.keep == "all"
             counts["kept"] += kept
@@ -227,14 +248,36 @@ def _dataset_rows(examples: Sequence[Example], cfg: TeacherConfig, teacher_fp: s
     return rows, counts
 
 
-def _run_coroutine(coro):
-    """asyncio.run, also from a thread whose event loop is already running (notebooks, async hosts)."""
+def _run_coroutine(coro, stopper: StopOnSignal):
+    """asyncio.run, also from a thread whose event loop is already running (notebooks, async
+    hosts); a stop signal cancels the coroutine in either case and raises TeacherInterrupted."""
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        with stopper.installed():
+            return run_coroutine(stopper.run(coro))
+    except (asyncio.CancelledError, concurrent.futures.CancelledError):
+        if stopper.signum is not None:
+            raise TeacherInterrupted(stopper.signum) from None
+        raise
+
+
+def _failure(summary: dict, cfg: TeacherConfig) -> Optional[str]:
+    """Why this outcome must fail the stage, or None."""
+    f = summary["filter"]
+    if summary.get("stopped"):
+        return f"teacher stopped early ({summary['stopped']}); saved responses are kept, rerun to continue"
+    if f["requested"] and f["failed"] / f["requested"] > cfg.max_failed_fraction:
+        return (f"teacher: {f['failed']} of {f['requested']} requests failed, more than teacher.max_failed_fraction="
+                f"{cfg.max_failed_fraction}; the responses are kept and a rerun retries only the failed requests "
+                "(see teacher_failures for each error)")
+    if summary["source"] == "dataset" and f["requested"] and f["kept"] / f["requested"] < cfg.min_kept_fraction:
+        return (f"teacher.source=dataset: the answer filter kept {f['kept']} of {f['requested']} rationales "
+                f"({f['incorrect']} dropped as inconsistent with the gold answer, {f['truncated']} as truncated), "
+                f"less than teacher.min_kept_fraction={cfg.min_kept_fraction} (lower it to train on these anyway; recorded "
+                f"Fine-tune-CoT rationales state no answer, their two-step answers come with teacher.server.backend=replay). "
+                f"{summary.get('example_dropped', '')}").rstrip()
+    if f["kept"] == 0:
+        return "teacher: no rationale survived the filter; see teacher_failures and the filter counts"
+    return None
 
 
 def format_summary(summary: dict) -> str:
@@ -259,8 +302,13 @@ def run_teacher_stage(examples: list[Example], cfg: TeacherConfig, store: Reques
         rows, counts = _dataset_rows(examples, cfg, teacher_fp)
         summary = {"source": "dataset", "datasets": datasets, "filter": counts, "stopped": None, "complete": True,
                    "elapsed_s": round(time.monotonic() - started, 3)}
+        dropped = next((r for r in rows if not r["kept"]), None)
+        if dropped is not None:
+            summary["example_dropped"] = (f"Example dropped: {dropped['dataset']}/{dropped['sample_id']} gold "
+                                          f"{_gold(examples, dropped)!r}, read {dropped['predicted']!r} from "
+                                          f"{_tail(dropped['rationale'])!r}")
         print(format_summary(summary), file=sys.stderr)
-        return TeacherOutcome(rows, summary)
+        return TeacherOutcome(rows, summary, _failure(summary, cfg))
     try:
         template = load_template(cfg.prompt, cfg.few_shot_file)
     except ValueError as e:
@@ -269,17 +317,27 @@ def run_teacher_stage(examples: list[Example], cfg: TeacherConfig, store: Reques
     with teacher_endpoint(cfg) as (base_url, api_key, description):
         run = _StageRun(examples, cfg, store, teacher_fp, template, base_url, api_key, usage)
         try:
-            plan, rationales, answers, answer_keys = _run_coroutine(run.run())
+            plan, rationales, answers, answer_keys = _run_coroutine(run.run(), StopOnSignal())
         finally:
             usage.close()
     rows, counts = _rationale_rows(plan, rationales, answers, answer_keys, cfg, template, teacher_fp)
     summary = {
         "source": "api", "datasets": datasets, "mode": cfg.mode, "endpoint": cfg.endpoint, "model": cfg.model,
         "endpoint_description": description, "template_version": template.version, "filter": counts,
+        "server_style": cfg.server.style if cfg.base_url is None and cfg.server.backend == "scripted" else None,
         "usage": usage.info(), "stopped": run.stop_reason, "complete": counts["failed"] == 0 and run.stop_reason is None,
         "elapsed_s": round(time.monotonic() - started, 3),
     }
     text = format_summary(summary)
     print(text, file=sys.stderr)
     log.info(text)
-    return TeacherOutcome(rows, summary)
+    return TeacherOutcome(rows, summary, _failure(summary, cfg))
+
+
+def _gold(examples: Sequence[Example], row: dict) -> str:
+    return next((ex.answer for ex in examples if ex.dataset == row["dataset"] and ex.sample_id == row["sample_id"]), "?")
+
+
+def _tail(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else "…" + text[-limit:]

@@ -16,7 +16,7 @@ class RequestStore(Protocol):
         """Saved `teacher_requests` rows for those of `keys` that are done, by key."""
 
     def save_responses(self, rows: Sequence[dict]) -> None:
-        """Append response rows (the caller never passes a key that is already saved)."""
+        """Store response rows; a key already stored keeps its first response (the row is ignored)."""
 
     def save_failures(self, rows: Sequence[dict]) -> None:
         """Append failure rows (key, attempts, error_class, message, ...)."""
@@ -47,7 +47,7 @@ class MemoryRequestStore:
     def save_responses(self, rows: Sequence[dict]) -> None:
         with self._lock:
             for r in rows:
-                self.responses[r["key"]] = dict(r)
+                self.responses.setdefault(r["key"], dict(r))
 
     def save_failures(self, rows: Sequence[dict]) -> None:
         with self._lock:

@@ -61,6 +61,10 @@ class Usage:
         self.cost_usd += cost
         self.report()
 
+    def add_spent(self, cost: float) -> None:
+        """Cost of an attempt that brought no usable response (a retried or failed 200)."""
+        self.cost_usd += cost
+
     def add_failure(self, n_keys: int) -> None:
         self.failed += n_keys
         self.report()

@@ -1,0 +1,107 @@
+"""`skipthink results claims | table`: the paper's claims judged from sweep reports
+(skipthink/claims.py), and the machine-readable tables docs/results/*.json hold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+CommandOption = typer.Option([], "--command", help="The command(s) that produced the sweeps, recorded with the results (repeatable).")
+SweepFiles = typer.Argument(..., help="Sweep report JSON files (<home>/reports/sweep-NAME.json), one or more.", exists=True, dir_okay=False)
+
+
+def _load(files: list[Path]) -> list[dict]:
+    sweeps = []
+    for f in files:
+        data = json.loads(f.read_text())
+        if not isinstance(data, dict) or "runs" not in data or "spec" not in data:
+            typer.echo(f"error: {f}: not a sweep report (needs 'spec' and 'runs')", err=True)
+            raise typer.Exit(1)
+        sweeps.append(data)
+    return sweeps
+
+
+def _write(payload: dict, out: Path | None) -> None:
+    text = json.dumps(payload, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        typer.echo(str(out), err=True)
+
+
+def _sources(files: list[Path], sweeps: list[dict]) -> list[dict]:
+    return [{"file": f.name, "sweep": s["spec"]["name"], "preset": s["spec"]["preset"], "finished": s["finished"], "total": s["total"], "spec": s["spec"]} for f, s in zip(files, sweeps)]
+
+
+OutOption = typer.Option(None, "--out", "-o", help="Write the JSON here (default: print it).")
+
+
+def _from_sweeps(files: list[Path], out: Path | None, command: list[str], key: str, build) -> dict:
+    """Load the sweep reports, build one result from their cells, write it with its sources."""
+    from skipthink.claims import cells, student_label
+
+    sweeps = _load(files)
+    result = build(cells(sweeps, student_label))
+    _write({key: result, "commands": command, "sources": _sources(files, sweeps)}, out)
+    return result
+
+
+@app.command("claims")
+def claims(
+    files: list[Path] = SweepFiles,
+    out: Path = OutOption,
+    command: list[str] = CommandOption,
+    markdown: Path = typer.Option(None, "--markdown", help="Also write the verdicts as a markdown table (for docs/RESULTS.md)."),
+) -> None:
+    """Judge each of the paper's claims from the sweeps' per-seed results (paired by seed)."""
+    from skipthink.claims import claims_markdown, judge
+
+    verdicts = _from_sweeps(files, out, command, "claims", judge)
+    if markdown is not None:
+        markdown.write_text(claims_markdown(verdicts))
+    for name, claim in verdicts.items():
+        typer.echo(f"{name}: {claim['verdict']}", err=True)
+
+
+@app.command("table")
+def table(files: list[Path] = SweepFiles, out: Path = OutOption, command: list[str] = CommandOption) -> None:
+    """Mean and 95 % interval over seeds per student, dataset, setting and method."""
+    from skipthink.claims import results_table
+
+    _from_sweeps(files, out, command, "results", results_table)
+
+
+@app.command("transfer")
+def transfer(files: list[Path] = SweepFiles, out: Path = OutOption, command: list[str] = CommandOption) -> None:
+    """Students trained on generated data, on the real test split: FT and STT against Fine-tune-CoT's best GPT-2."""
+    from skipthink.claims import transfer_table
+
+    _from_sweeps(files, out, command, "transfer", transfer_table)
+
+
+@app.command("mechanism")
+def mechanism(
+    homes: list[Path] = typer.Argument(..., help="Project homes (or database files) of runs made with training.core_token_stats=true.", exists=True),
+    out: Path = OutOption,
+    figure_path: Path = typer.Option(None, "--figure", help="Also draw the core/rest loss curves to this PNG."),
+    command: list[str] = CommandOption,
+) -> None:
+    """Core-token vs rest loss and confidence over training per method, and CWT paired with FT."""
+    from flows.cli_db import open_db
+    from skipthink.mechanism import against_ft, figure, over_training
+    from storage.stage_runs import completed_summaries
+
+    summaries = [row["summary"] for home in homes for row in completed_summaries(open_db(home), "train")]
+    curves = over_training(summaries)
+    if not curves:
+        typer.echo("error: no train stage with core-token statistics in these homes (run with --set training.core_token_stats=true)", err=True)
+        raise typer.Exit(1)
+    if figure_path is not None:
+        figure(curves, figure_path)
+    _write({"over_training": curves, "against_ft": against_ft(summaries), "commands": command}, out)

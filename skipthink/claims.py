@@ -1,0 +1,291 @@
+"""The paper's claims, judged from sweep results by rule, not by eye.
+
+Input: the runs of one or more sweeps (`flows/sweep.py` JSON: `runs`, each with `run_name` =
+`sweep/dataset/setting/seedN` and per-method figures). Every comparison pairs two methods (or
+two settings) on the same dataset, setting and seed: the seed fixes the generated data, the
+student's initialisation and the training order, so the difference per seed is the effect.
+
+Per task a comparison is one of:
+- supported: the 95 % interval of the paired difference lies above the claim's threshold;
+- contradicted: it lies below (the effect goes the other way, or the loss is larger than allowed);
+- inconclusive: it straddles;
+- untestable: no method learns the task (a task at the floor ranks nothing), or both methods sit
+  at the ceiling on every seed.
+A claim is supported when some task supports it and none contradicts it, with the supporting
+tasks at least as many as the inconclusive ones; not supported when some task contradicts it and
+none supports it; inconclusive otherwise (mixed, or too wide).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Optional, Sequence
+
+from skipthink.stats import Interval, mean_interval, paired_t_test, t_cdf, t_quantile
+
+# A task "learns" when some chain-of-thought method beats answer-only by this much (pp).
+LEARNS_MARGIN_PP = 10.0
+# Both methods at or above this accuracy on every seed: nothing left to rank.
+CEILING_PP = 99.0
+# "Minimal accuracy loss" (STT vs FT): the interval of STT - FT stays above -3 pp.
+MINIMAL_LOSS_PP = 3.0
+# The paper's measured STT speedup range over FT.
+PAPER_SPEEDUP = (1.08, 1.89)
+
+CHAIN_OF_THOUGHT = ("ft", "cwt-ac", "cwt-sbc", "stt", "skipall")
+
+
+@dataclass
+class Evidence:
+    task: str
+    student: str
+    comparison: str
+    seeds: int
+    delta_mean: Optional[float]
+    ci95: Optional[tuple[float, float]]
+    p_value: Optional[float]
+    verdict: str
+    note: str = ""
+    values: dict = field(default_factory=dict)  # the per-method means behind the delta
+
+
+@dataclass
+class Cell:
+    """One (sweep, dataset, setting): method -> seed -> figures."""
+
+    student: str
+    dataset: str
+    setting: str
+    by_method: dict[str, dict[str, dict]]
+
+    def metric(self, method: str, key: str) -> dict[str, float]:
+        return {s: m[key] for s, m in self.by_method.get(method, {}).items() if m.get(key) is not None}
+
+    def learns(self) -> bool:
+        """Some chain-of-thought method beats answer-only (or, without answer-only, 0) by the margin."""
+        base = self.metric("answer-only", "accuracy")
+        floor = statistics.fmean(base.values()) if base else 0.0
+        return any(statistics.fmean(v.values()) >= floor + LEARNS_MARGIN_PP for m in CHAIN_OF_THOUGHT if (v := self.metric(m, "accuracy")))
+
+
+def cells(sweeps: Iterable[dict], student_of: Callable[[dict], str]) -> list[Cell]:
+    out: dict[tuple[str, str, str], Cell] = {}
+    for sweep in sweeps:
+        student = student_of(sweep)
+        for run in sweep["runs"]:
+            _, dataset, setting, seed = run["run_name"].split("/")
+            cell = out.setdefault((student, dataset, setting), Cell(student, dataset, setting, {}))
+            for method, figures in run["methods"].items():
+                cell.by_method.setdefault(method, {})[seed] = figures
+    return list(out.values())
+
+
+def _rounded(x: Optional[float], digits: int = 3) -> Optional[float]:
+    return None if x is None or math.isnan(x) else round(x, digits)
+
+
+def _judge(interval: Interval, threshold: float) -> str:
+    if interval.low is None:
+        return "inconclusive"
+    if interval.low > threshold:
+        return "supported"
+    if interval.high < threshold:
+        return "contradicted"
+    return "inconclusive"
+
+
+def paired(a: Cell, method_a: str, b: Cell, method_b: str, comparison: str, key: str = "accuracy", threshold: float = 0.0) -> Evidence:
+    """method_a (in cell a) minus method_b (in cell b), paired by seed, judged against `threshold`."""
+    xs, ys = a.metric(method_a, key), b.metric(method_b, key)
+    seeds = sorted(set(xs) & set(ys))
+    values = {method_a: _rounded(statistics.fmean(xs[s] for s in seeds)) if seeds else None,
+              method_b: _rounded(statistics.fmean(ys[s] for s in seeds)) if seeds else None}
+    base = dict(task=a.dataset, student=a.student, comparison=comparison, seeds=len(seeds), values=values)
+    if len(seeds) < 2:
+        return Evidence(**base, delta_mean=None, ci95=None, p_value=None, verdict="untestable", note="fewer than two paired seeds")
+    test = paired_t_test([xs[s] for s in seeds], [ys[s] for s in seeds])
+    iv = test.interval
+    figures = dict(delta_mean=_rounded(test.mean_difference), ci95=(_rounded(iv.low), _rounded(iv.high)), p_value=_rounded(test.p_value, 4))
+    # Untestable tasks keep their figures (for the record) but get no verdict.
+    if key == "accuracy" and not (a.learns() and b.learns()):
+        return Evidence(**base, **figures, verdict="untestable",
+                        note=f"no chain-of-thought method beats answer-only by {LEARNS_MARGIN_PP:g} pp on average: the task is at the floor for ranking methods")
+    if key == "accuracy" and all(xs[s] >= CEILING_PP and ys[s] >= CEILING_PP for s in seeds):
+        return Evidence(**base, **figures, verdict="untestable", note=f"both at the ceiling (>= {CEILING_PP:g} %) on every seed")
+    # Equal on every seed: no difference to rank (e.g. two methods that trained the same student).
+    note = "identical on every seed" if all(xs[s] == ys[s] for s in seeds) else ""
+    return Evidence(**base, **figures, verdict=_judge(iv, threshold), note=note)
+
+
+def welch(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple[float, Interval, float]:
+    """Mean difference a - b of two independent samples, its Welch interval and two-sided p."""
+    ma, mb = statistics.fmean(a), statistics.fmean(b)
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    diff = ma - mb
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        return diff, Interval(diff, diff, diff), 1.0 if diff == 0.0 else 0.0
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = t_quantile(1 - (1 - confidence) / 2, df) * se
+    p = min(1.0, 2.0 * (1.0 - t_cdf(abs(diff / se), df)))
+    return diff, Interval(diff, diff - half, diff + half), p
+
+
+def overall(evidence: Sequence[Evidence]) -> str:
+    counts = {v: sum(e.verdict == v for e in evidence) for v in ("supported", "contradicted", "inconclusive")}
+    if not any(counts.values()):
+        return "untestable"
+    if counts["supported"] and not counts["contradicted"] and counts["supported"] >= counts["inconclusive"]:
+        return "supported"
+    if counts["contradicted"] and not counts["supported"]:
+        return "not supported"
+    return "inconclusive"
+
+
+def _default(cs: list[Cell]) -> list[Cell]:
+    return [c for c in cs if c.setting == "default"]
+
+
+def _setting(cs: list[Cell], like: Cell, setting: str) -> Optional[Cell]:
+    return next((c for c in cs if c.student == like.student and c.dataset == like.dataset and c.setting == setting), None)
+
+
+def judge(cs: list[Cell]) -> dict[str, dict]:
+    """Every claim: its verdict, the rule, and the evidence per task."""
+    claims: dict[str, tuple[str, list[Evidence]]] = {}
+    base = _default(cs)
+
+    ev = [paired(c, "cwt-sbc", c, "ft", "equal epochs") for c in base]
+    ev += [paired(t, "cwt-sbc", t, "ft", "equal target tokens") for c in base if (t := _setting(cs, c, "training.budget=tokens"))]
+    claims["cwt_sbc_beats_ft"] = ("CWT-SBC accuracy - FT accuracy > 0 (pp), at equal epochs and at equal target tokens", ev)
+
+    ev = [paired(c, "cwt-sbc", c, "cwt-ac", "SBC vs average chunking") for c in base]
+    ev += [paired(a, "cwt-sbc", c, "cwt-sbc", "annealing vs greedy search") for c in base if (a := _setting(cs, c, "chunking.search=anneal"))]
+    claims["sbc_beats_average_chunking"] = ("CWT-SBC accuracy - CWT-AC accuracy > 0 (pp); annealed SBC - greedy SBC reported beside it", ev)
+
+    ev = []
+    for c in base:
+        loss = paired(c, "stt", c, "ft", "accuracy loss (STT - FT)", threshold=-MINIMAL_LOSS_PP)
+        ratios = list(c.metric("stt", "tokens_vs_ft").values())
+        speed = Evidence(task=c.dataset, student=c.student, comparison="generated tokens, FT / STT", seeds=len(ratios), delta_mean=None, ci95=None,
+                         p_value=None, verdict="untestable", note="fewer than two seeds")
+        if len(ratios) >= 2:
+            iv = mean_interval(ratios)
+            test = paired_t_test(ratios, [1.0] * len(ratios))
+            in_range = PAPER_SPEEDUP[0] <= iv.estimate <= PAPER_SPEEDUP[1]
+            speed = Evidence(task=c.dataset, student=c.student, comparison="generated tokens, FT / STT", seeds=len(ratios), delta_mean=_rounded(iv.estimate),
+                             ci95=(_rounded(iv.low), _rounded(iv.high)), p_value=_rounded(test.p_value, 4), verdict=_judge(iv, 1.0),
+                             note=f"{'inside' if in_range else 'outside'} the paper's {PAPER_SPEEDUP[0]}-{PAPER_SPEEDUP[1]}x")
+        both = "untestable" if "untestable" in (speed.verdict, loss.verdict) else (
+            "supported" if speed.verdict == loss.verdict == "supported" else "contradicted" if "contradicted" in (speed.verdict, loss.verdict) else "inconclusive")
+        speed.verdict, loss.verdict = speed.verdict + " (part)", loss.verdict + " (part)"
+        ev += [Evidence(task=c.dataset, student=c.student, comparison="faster and minimal loss", seeds=min(speed.seeds, loss.seeds), delta_mean=None,
+                        ci95=None, p_value=None, verdict=both, note="both parts below"), speed, loss]
+    claims["stt_faster_with_minimal_loss"] = (
+        f"token ratio FT/STT > 1 (interval) and STT - FT accuracy > -{MINIMAL_LOSS_PP:g} pp (interval); the paper measured {PAPER_SPEEDUP[0]}-{PAPER_SPEEDUP[1]}x", ev)
+
+    claims["speedup_smallest_on_last_letter"] = ("STT's token ratio on last-letter - on each other task < 0 (Welch interval over seeds)", _smallest_on_last_letter(base))
+
+    ev = [paired(c, "stt", c, "skipall", "STT - SkipALL accuracy") for c in base]
+    claims["skipall_loses_more_than_stt"] = ("STT accuracy - SkipALL accuracy > 0 (pp)", ev)
+
+    return {name: {"verdict": overall([e for e in evidence if "(part)" not in e.verdict]), "rule": rule,
+                   "evidence": [asdict(e) for e in evidence]} for name, (rule, evidence) in claims.items()}
+
+
+def _smallest_on_last_letter(base: list[Cell]) -> list[Evidence]:
+    out = []
+    for last in [c for c in base if c.dataset == "last_letter_concatenation"]:
+        ll = list(last.metric("stt", "tokens_vs_ft").values())
+        for other in [c for c in base if c.student == last.student and c is not last]:
+            xs = list(other.metric("stt", "tokens_vs_ft").values())
+            base_ev = dict(task=f"last_letter_concatenation vs {other.dataset}", student=last.student, comparison="STT token ratio difference",
+                           seeds=min(len(ll), len(xs)), values={"last_letter_concatenation": _rounded(statistics.fmean(ll)) if ll else None,
+                                                                other.dataset: _rounded(statistics.fmean(xs)) if xs else None})
+            if len(ll) < 2 or len(xs) < 2:
+                out.append(Evidence(**base_ev, delta_mean=None, ci95=None, p_value=None, verdict="untestable", note="fewer than two seeds"))
+                continue
+            diff, iv, p = welch(ll, xs)
+            verdict = "supported" if iv.high < 0 else "contradicted" if iv.low > 0 else "inconclusive"
+            out.append(Evidence(**base_ev, delta_mean=_rounded(diff), ci95=(_rounded(iv.low), _rounded(iv.high)), p_value=_rounded(p, 4), verdict=verdict))
+    if not out:
+        out.append(Evidence(task="last_letter_concatenation", student="-", comparison="STT token ratio difference", seeds=0, delta_mean=None, ci95=None,
+                            p_value=None, verdict="untestable", note="needs last-letter and at least one other task in the sweeps"))
+    return out
+
+
+def results_table(cs: list[Cell], keys: Sequence[str] = ("accuracy", "real_accuracy", "tokens_vs_ft", "speedup_vs_ft", "mean_new_tokens", "n_params", "train_minutes")) -> dict:
+    """{student: {dataset: {setting: {method: {KEY_mean, KEY_ci95, seeds}}}}}: mean and 95 % t half-width over seeds."""
+    out: dict = {}
+    for c in cs:
+        for method, seeds in c.by_method.items():
+            row: dict = {"seeds": len(seeds)}
+            for key in keys:
+                vals = [m[key] for m in seeds.values() if m.get(key) is not None]
+                if not vals:
+                    continue
+                iv = mean_interval(vals)
+                row[f"{key}_mean"] = _rounded(iv.estimate)
+                row[f"{key}_ci95"] = _rounded(iv.half_width)
+            out.setdefault(c.student, {}).setdefault(c.dataset, {}).setdefault(c.setting, {})[method] = row
+    return out
+
+
+def student_label(sweep: dict) -> str:
+    """The student a sweep trained, from its spec: a pretrained model's name or `scratch SIZE`."""
+    from skipthink.config import load_config
+
+    spec = sweep["spec"]
+    student = load_config(spec["preset"], overrides=spec.get("overrides", [])).student
+    if student.kind == "pretrained":
+        return student.name
+    return f"scratch {student.size}"  # per-dataset overrides may refine it; the sweep spec records them
+
+
+# Fine-tune-CoT's best fine-tuned GPT-2 (124M-774M, real training split) per task: the transfer targets.
+FINETUNE_COT_BEST_GPT2 = {"coin_flip": 83.33, "tracking_shuffled_objects": 48.00, "last_letter_concatenation": 12.00, "multiarith": 8.89}
+
+
+def transfer_table(cs: list[Cell], methods: Sequence[str] = ("ft", "stt")) -> dict:
+    """{dataset: {method: {real_accuracy_mean, real_accuracy_ci95, seeds, n_params, minutes, target, beats_target}}}
+    for students trained on generated data and tested on the real test split; STT also gets its
+    token ratio against FT."""
+    out: dict = {}
+    for c in (c for c in cs if c.setting == "default"):
+        for method in methods:
+            real = list(c.metric(method, "real_accuracy").values())
+            if not real:
+                continue
+            iv = mean_interval(real)
+            minutes = list(c.metric(method, "train_minutes").values())
+            params = list(c.metric(method, "n_params").values())
+            target = FINETUNE_COT_BEST_GPT2.get(c.dataset)
+            row = {"real_accuracy_mean": _rounded(iv.estimate, 2), "real_accuracy_ci95": _rounded(iv.half_width, 2), "seeds": len(real),
+                   "n_params": max(params) if params else None, "minutes": _rounded(statistics.fmean(minutes), 2) if minutes else None,
+                   "target": target, "beats_target": None if target is None or iv.low is None else bool(iv.low > target)}
+            if method == "stt":
+                ratios = list(c.metric("stt", "tokens_vs_ft").values())
+                row["tokens_vs_ft_mean"] = _rounded(statistics.fmean(ratios)) if ratios else None
+            out.setdefault(c.dataset, {})[method] = row
+    return out
+
+
+def _fmt_evidence(e: dict) -> str:
+    if e["delta_mean"] is None or e["ci95"] is None:
+        return f"{e['task']} ({e['comparison']}): {e['verdict']}" + (f" — {e['note']}" if e.get("note") else "")
+    low, high = e["ci95"]
+    p = f", p = {e['p_value']:.3g}" if e.get("p_value") is not None else ""
+    values = ", ".join(f"{k} {v:g}" for k, v in (e.get("values") or {}).items() if v is not None)
+    return (f"{e['task']} ({e['comparison']}, {e['seeds']} seeds): {e['delta_mean']:+g} [{low:g}, {high:g}]{p}"
+            + (f" ({values})" if values else "") + f" → {e['verdict']}" + (f"; {e['note']}" if e.get("note") else ""))
+
+
+def claims_markdown(verdicts: dict) -> str:
+    """The verdicts as a markdown table: claim, rule, evidence per task, verdict."""
+    lines = ["| claim | rule | evidence (paired difference, mean [95 % interval]) | verdict |", "|---|---|---|---|"]
+    for name, claim in verdicts.items():
+        evidence = "<br>".join(_fmt_evidence(e) for e in claim["evidence"])
+        lines.append(f"| {name.replace('_', ' ')} | {claim['rule']} | {evidence} | **{claim['verdict']}** |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,39 @@
+"""`predictions` and `metrics`: what each evaluated method answered, and its accuracy and speed."""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+from storage.db import Database
+
+METRIC_COLUMNS = ("method", "dataset", "test_set", "n", "accuracy", "mean_new_tokens", "latency_median_s", "throughput_qps")
+
+
+def write_results(db: Database, evaluate_fp: str, predictions: Sequence[dict], metrics: Sequence[dict]) -> None:
+    db.replace("predictions", {"evaluate_fp": evaluate_fp}, [dict(r, evaluate_fp=evaluate_fp) for r in predictions])
+    db.replace("metrics", {"evaluate_fp": evaluate_fp}, [dict(r, evaluate_fp=evaluate_fp) for r in metrics])
+
+
+def has_metrics(db: Database, evaluate_fp: str) -> bool:
+    return db.count("metrics", {"evaluate_fp": evaluate_fp}) > 0
+
+
+def metrics(db: Database, evaluate_fps: Sequence[str]) -> list[dict]:
+    if not evaluate_fps:
+        return []
+    placeholders = ", ".join("?" for _ in evaluate_fps)
+    return db.query(f"SELECT {', '.join(METRIC_COLUMNS)} FROM metrics WHERE evaluate_fp IN ({placeholders})", list(evaluate_fps))
+
+
+def predictions(db: Database, evaluate_fps: Sequence[str], test_set: str = "test") -> list[dict]:
+    if not evaluate_fps:
+        return []
+    placeholders = ", ".join("?" for _ in evaluate_fps)
+    return db.query(
+        f"SELECT * FROM predictions WHERE evaluate_fp IN ({placeholders}) AND test_set = ? ORDER BY sample_id, method", [*evaluate_fps, test_set]
+    )
+
+
+def metric_extra(row: dict) -> dict:
+    return json.loads(row.get("extra") or "{}")

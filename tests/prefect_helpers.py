@@ -1,0 +1,29 @@
+"""Helpers of the tests that start a real `skipthink server`: a free port, a served deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_for_deployment(name: str, served: subprocess.Popen, timeout: float = 90):
+    """The deployment once the served process has registered it (fails if that process exits)."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    async with get_client() as client:
+        while time.monotonic() < deadline:
+            assert served.poll() is None, "skipthink server exited"
+            try:
+                return await client.read_deployment_by_name(name)
+            except Exception:
+                await asyncio.sleep(1)
+    raise TimeoutError(f"deployment {name} never appeared")

@@ -1,0 +1,138 @@
+"""The claim verdicts follow their rules: paired by seed, floor and ceiling untestable, mixed inconclusive."""
+
+import json
+
+from typer.testing import CliRunner
+
+from skipthink.claims import cells, judge, results_table, welch
+
+SEEDS = ("seed0", "seed1", "seed2")
+
+
+def run(dataset: str, seed: str, setting: str = "default", **methods: dict) -> dict:
+    return {"run_name": f"s/{dataset}/{setting}/{seed}", "methods": {m.replace("_", "-"): v for m, v in methods.items()}}
+
+
+def acc(a: float, tokens: float | None = None) -> dict:
+    return {"accuracy": a, "tokens_vs_ft": tokens}
+
+
+def sweep(runs: list[dict]) -> dict:
+    return {"spec": {"name": "s", "preset": "smoke", "overrides": []}, "finished": len(runs), "total": len(runs), "runs": runs}
+
+
+def judged(runs: list[dict]) -> dict:
+    return judge(cells([sweep(runs)], lambda s: "scratch nano"))
+
+
+def test_cwt_beats_ft_supported_when_every_seed_gains_and_untestable_at_the_floor():
+    runs = []
+    for i, seed in enumerate(SEEDS):
+        runs.append(run("coin_flip", seed, answer_only=acc(50), ft=acc(70 + i), cwt_sbc=acc(80 + i + 0.5 * i), cwt_ac=acc(75 + i)))
+        runs.append(run("multiarith", seed, answer_only=acc(5), ft=acc(6 + i), cwt_sbc=acc(7), cwt_ac=acc(6)))  # nothing learns
+    claim = judged(runs)["cwt_sbc_beats_ft"]
+    by_task = {e["task"]: e for e in claim["evidence"]}
+    assert by_task["coin_flip"]["verdict"] == "supported" and by_task["coin_flip"]["seeds"] == 3
+    assert by_task["coin_flip"]["delta_mean"] == 10.5 and by_task["coin_flip"]["ci95"][0] > 0
+    assert by_task["multiarith"]["verdict"] == "untestable" and "floor" in by_task["multiarith"]["note"]
+    assert claim["verdict"] == "supported"
+
+
+def test_a_noisy_difference_is_inconclusive_and_a_reversal_contradicts():
+    runs = [run("coin_flip", s, answer_only=acc(50), ft=acc(f), cwt_sbc=acc(c), cwt_ac=acc(a))
+            for s, f, c, a in zip(SEEDS, (80, 90, 70), (90, 80, 75), (96, 87, 81))]
+    verdicts = judged(runs)
+    assert verdicts["cwt_sbc_beats_ft"]["verdict"] == "inconclusive"  # +10, -10, +5
+    sbc_vs_ac = verdicts["sbc_beats_average_chunking"]
+    assert sbc_vs_ac["evidence"][0]["verdict"] == "contradicted" and sbc_vs_ac["verdict"] == "not supported"
+
+
+def test_ceiling_is_untestable_and_equal_token_runs_are_paired_in_their_own_setting():
+    runs = [run("coin_flip", s, answer_only=acc(50), ft=acc(100), cwt_sbc=acc(99.5)) for s in SEEDS]
+    runs += [run("coin_flip", s, "training.budget=tokens", answer_only=acc(50), ft=acc(90 + i), cwt_sbc=acc(80 + i)) for i, s in enumerate(SEEDS)]
+    ev = judged(runs)["cwt_sbc_beats_ft"]["evidence"]
+    assert [(e["comparison"], e["verdict"]) for e in ev] == [("equal epochs", "untestable"), ("equal target tokens", "contradicted")]
+    assert ev[1]["delta_mean"] == -10.0
+
+
+def test_stt_needs_both_faster_and_minimal_loss():
+    fast_small_loss = [run("coin_flip", s, answer_only=acc(50), ft=acc(90 + i), stt=acc(89 + i, 1.5 + 0.1 * i), skipall=acc(60 + i, 4.0))
+                       for i, s in enumerate(SEEDS)]
+    claim = judged(fast_small_loss)["stt_faster_with_minimal_loss"]
+    combined, speed, loss = claim["evidence"]
+    assert speed["verdict"] == "supported (part)" and "inside the paper's" in speed["note"] and speed["delta_mean"] == 1.6
+    assert loss["verdict"] == "supported (part)" and loss["delta_mean"] == -1.0
+    assert combined["verdict"] == "supported" and claim["verdict"] == "supported"
+    assert judged(fast_small_loss)["skipall_loses_more_than_stt"]["verdict"] == "supported"
+
+    big_loss = [run("coin_flip", s, answer_only=acc(50), ft=acc(90 + i), stt=acc(70 + i, 1.5 + 0.1 * i)) for i, s in enumerate(SEEDS)]
+    claim = judged(big_loss)["stt_faster_with_minimal_loss"]
+    assert claim["evidence"][0]["verdict"] == "contradicted" and claim["verdict"] == "not supported"
+
+
+def test_speedup_smallest_on_last_letter_uses_an_unpaired_interval_across_tasks():
+    runs = []
+    for i, s in enumerate(SEEDS):
+        runs.append(run("last_letter_concatenation", s, answer_only=acc(0), ft=acc(40), stt=acc(40, 1.05 + 0.01 * i)))
+        runs.append(run("coin_flip", s, answer_only=acc(50), ft=acc(90), stt=acc(90, 1.6 + 0.05 * i)))
+        runs.append(run("multiarith", s, answer_only=acc(5), ft=acc(30), stt=acc(30, 1.02 + 0.2 * i)))
+    claim = judged(runs)["speedup_smallest_on_last_letter"]
+    by_task = {e["task"]: e for e in claim["evidence"]}
+    assert by_task["last_letter_concatenation vs coin_flip"]["verdict"] == "supported"
+    assert by_task["last_letter_concatenation vs multiarith"]["verdict"] == "inconclusive"  # 1.06 vs 1.22 ± wide
+    assert claim["verdict"] == "supported"  # one supports, one is inconclusive, none contradicts
+
+
+def test_welch_matches_a_hand_computation():
+    diff, iv, p = welch([1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0])
+    assert diff == -3.5
+    # se = sqrt(1/3 + 1.6667/4) = 0.8660; df = 4.9; t = -4.04 -> p ~ 0.0101
+    assert abs(iv.high + 3.5 - 0.866 * 2.5769) < 0.02 and 0.009 < p < 0.0115
+
+
+def test_cli_writes_claims_and_table(tmp_path):
+    from flows.cli import app
+
+    runs = [run("coin_flip", s, answer_only=acc(50), ft=acc(70 + i), cwt_sbc=acc(80 + i), cwt_ac=acc(75 + i), stt=acc(79 + i, 1.4), skipall=acc(60, 3.0))
+            for i, s in enumerate(SEEDS)]
+    report = tmp_path / "sweep-s.json"
+    report.write_text(json.dumps(sweep(runs)))
+    out = tmp_path / "claims.json"
+    md = tmp_path / "claims.md"
+    res = CliRunner().invoke(app, ["results", "claims", str(report), "--out", str(out), "--command", "skipthink sweep x.yaml", "--markdown", str(md)])
+    assert res.exit_code == 0, res.output
+    table = md.read_text()
+    assert "| cwt sbc beats ft |" in table and "coin_flip (equal epochs, 3 seeds): +10 [10, 10], p = 0 (cwt-sbc 81, ft 71) → supported" in table
+    data = json.loads(out.read_text())
+    assert set(data["claims"]) == {"cwt_sbc_beats_ft", "sbc_beats_average_chunking", "stt_faster_with_minimal_loss",
+                                   "speedup_smallest_on_last_letter", "skipall_loses_more_than_stt"}
+    assert data["claims"]["cwt_sbc_beats_ft"]["verdict"] == "supported" and data["commands"] == ["skipthink sweep x.yaml"]
+    assert data["sources"][0]["sweep"] == "s"
+
+    table = results_table(cells([sweep(runs)], lambda s: "scratch nano"))
+    row = table["scratch nano"]["coin_flip"]["default"]["ft"]
+    assert row["seeds"] == 3 and row["accuracy_mean"] == 71.0 and row["accuracy_ci95"] > 0
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    res = CliRunner().invoke(app, ["results", "table", str(bad)])
+    assert res.exit_code == 1 and f"error: {bad}: not a sweep report" in res.output
+
+
+def test_transfer_table_beats_the_target_only_when_the_interval_clears_it():
+    from skipthink.claims import transfer_table
+
+    def fig(real, tokens=None):
+        return {"accuracy": 99.0, "real_accuracy": real, "tokens_vs_ft": tokens, "n_params": 480_000, "train_minutes": 3.0}
+
+    runs = [run("coin_flip", s, answer_only=fig(50), ft=fig(86 + i), stt=fig(80 + 4 * i, 1.5)) for i, s in enumerate(SEEDS)]
+    table = transfer_table(cells([sweep(runs)], lambda s: "scratch nano"))["coin_flip"]
+    assert table["ft"]["real_accuracy_mean"] == 87.0 and table["ft"]["beats_target"] is True and table["ft"]["target"] == 83.33
+    assert table["stt"]["beats_target"] is False and table["stt"]["tokens_vs_ft_mean"] == 1.5  # 84 +- 9.9 straddles 83.33
+    assert table["ft"]["n_params"] == 480_000 and table["ft"]["minutes"] == 3.0
+
+
+def test_identical_students_are_inconclusive_and_say_so():
+    runs = [run("coin_flip", s, answer_only=acc(50), ft=acc(80 + i), cwt_ac=acc(95 + i), cwt_sbc=acc(95 + i)) for i, s in enumerate(SEEDS)]
+    ev = judged(runs)["sbc_beats_average_chunking"]["evidence"][0]
+    assert ev["verdict"] == "inconclusive" and ev["delta_mean"] == 0.0 and ev["note"] == "identical on every seed"
