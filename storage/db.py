@@ -160,24 +160,13 @@ class Database:
             return row[0] if row else None
 
     def select(self, table: str, where: dict[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
-        _check_table(table)
-        sql = f"SELECT * FROM {table}"
-        params: list[Any] = []
-        if where:
-            clause, params = _where(where)
-            sql += f" WHERE {clause}"
+        sql, params = select_sql("*", table, where)
         if order_by:
             sql += f" ORDER BY {order_by}"
         return self.query(sql, params)
 
     def count(self, table: str, where: dict[str, Any] | None = None) -> int:
-        _check_table(table)
-        sql = f"SELECT count(*) FROM {table}"
-        params: list[Any] = []
-        if where:
-            clause, params = _where(where)
-            sql += f" WHERE {clause}"
-        return int(self.scalar(sql, params))
+        return int(self.scalar(*select_sql("count(*)", table, where)))
 
     def tables(self) -> dict[str, int]:
         with self.reader() as con:
@@ -206,6 +195,15 @@ def columns(table: str) -> list[str]:
         name = line.strip().split()[0]
         cols.append(name)
     return cols
+
+
+def select_sql(what: str, table: str, where: dict[str, Any] | None) -> tuple[str, list[Any]]:
+    """`SELECT what FROM table [WHERE …]` and its parameters (one checked table, named columns)."""
+    _check_table(table)
+    if not where:
+        return f"SELECT {what} FROM {table}", []
+    clause, params = _where(where)
+    return f"SELECT {what} FROM {table} WHERE {clause}", params
 
 
 def _where(where: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 from filelock import FileLock
 
-from storage.db import StorageError, _check_table, _where, columns, lock_path
+from storage.db import StorageError, columns, lock_path, select_sql
 from storage.schema import TABLES_V1
 
 _SANDBOX = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
@@ -113,11 +113,11 @@ class ReadView:
 
     def select(self, table: str, where: dict[str, Any] | None = None, order_by: str | None = None) -> list[dict[str, Any]]:
         """As `Database.select`, so report code reads a view or a database alike."""
-        sql, params = _select_sql("*", table, where)
+        sql, params = select_sql("*", table, where)
         return self.query(sql + (f" ORDER BY {order_by}" if order_by else ""), params)
 
     def count(self, table: str, where: dict[str, Any] | None = None) -> int:
-        sql, params = _select_sql("count(*)", table, where)
+        sql, params = select_sql("count(*)", table, where)
         return int(self.scalar(sql, params))
 
     def tables(self) -> dict[str, int]:
@@ -137,14 +137,6 @@ class ReadView:
         dest.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(data, dest)
         return dest
-
-
-def _select_sql(what: str, table: str, where: dict[str, Any] | None) -> tuple[str, list[Any]]:
-    _check_table(table)
-    if not where:
-        return f"SELECT {what} FROM {table}", []
-    clause, params = _where(where)
-    return f"SELECT {what} FROM {table} WHERE {clause}", params
 
 
 def _view_names(con: duckdb.DuckDBPyConnection) -> list[str]:

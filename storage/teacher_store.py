@@ -6,13 +6,13 @@ never store a response twice, and the first stored response is the one every run
 
 In the per-run layout each run writes its own file, so a response another run already paid for
 sits in that run's file: `others` names those files, and a key this file lacks is looked up
-there (one read-only snapshot of them, taken on the first miss) and copied into this file, so no
+there (a read-only snapshot of them, queried for the missing keys only) and copied into this file, so no
 run pays for a response twice whichever layout the home uses."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 from storage.db import Database, iter_batches
 from storage.readview import ReadView
@@ -26,7 +26,6 @@ class DuckDBRequestStore:
     def __init__(self, db: Database, others: Sequence[Path] = ()):
         self.db = db
         self.others = [Path(f).resolve() for f in others if Path(f).resolve() != db.path]
-        self._elsewhere: Optional[dict[str, dict]] = None  # other runs' responses by key, read once
 
     def load_responses(self, keys: Sequence[str]) -> dict[str, dict]:
         out: dict[str, dict] = {}
@@ -36,20 +35,29 @@ class DuckDBRequestStore:
             out.update((r["key"], r) for r in rows)
         missing = [k for k in dict.fromkeys(keys) if k not in out]
         if missing and self.others:
-            found = [row for k in missing if (row := self._other_runs().get(k)) is not None]
+            found = self._from_other_runs(missing)
             if found:
                 self.save_responses(found)
                 out.update((r["key"], {c: r[c] for c in _RESPONSE_COLUMNS.split(", ")}) for r in found)
         return out
 
-    def _other_runs(self) -> dict[str, dict]:
-        if self._elsewhere is None:
-            files = [f for f in self.others if f.is_file()]
-            rows = ReadView(files).query("SELECT * FROM teacher_requests") if files else []
-            self._elsewhere = {}
-            for r in rows:
-                self._elsewhere.setdefault(r["key"], r)  # the first run's response, as in one file
-        return self._elsewhere
+    def _from_other_runs(self, keys: Sequence[str]) -> list[dict]:
+        """The responses other runs' files hold for `keys` (the oldest one per key, as in one
+        file), queried key by key in chunks, never the other files' whole tables."""
+        files = [f for f in self.others if f.is_file()]
+        if not files:
+            return []
+        found: dict[str, dict] = {}
+        with ReadView(files).connect() as con:
+            for chunk in iter_batches(keys, _KEYS_PER_QUERY):
+                placeholders = ", ".join("?" for _ in chunk)
+                cur = con.execute(
+                    f"SELECT * FROM teacher_requests WHERE key IN ({placeholders}) ORDER BY created_at NULLS LAST", chunk
+                )
+                names = [d[0] for d in cur.description]
+                for record in (dict(zip(names, row)) for row in cur.fetchall()):
+                    found.setdefault(record["key"], record)
+        return list(found.values())
 
     def save_responses(self, rows: Sequence[dict]) -> None:
         data = self.db.to_arrow("teacher_requests", list(rows))
