@@ -2,8 +2,8 @@
 
 The flow walks the plan (tasks/stages.py) in waves of independent nodes. Whether a node
 recomputes follows one rule (tasks/runtime.py): it is forced by a `refresh` of its stage or of
-anything upstream, or by an upstream node that recomputed in this run; otherwise it runs only
-when the database lacks its completed artifacts. Prefect's cache (key `stage-fingerprint`) only
+anything upstream; otherwise it runs when the database lacks its completed artifacts, or holds
+a run of it that finished before an upstream node recomputed in this run. Prefect's cache (key `stage-fingerprint`) only
 saves the presence check of a present node.
 """
 
@@ -34,9 +34,9 @@ def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 
 
 @task(cache_key_fn=_cache_key, persist_result=True)
-def run_stage(cfg: PipelineConfig, node: StageNode, input_fps: dict[str, str], force: bool, run_token: str) -> dict:
+def run_stage(cfg: PipelineConfig, node: StageNode, input_fps: dict[str, str], force: bool, run_token: str, fresh_after: str = "") -> dict:
     """Run one plan node (any stage) unless the database already holds it."""
-    ctx = StageContext(cfg, node.stage, node.key, node.fp, node.method, input_fps, open_db(cfg), force=force, run_token=run_token)
+    ctx = StageContext(cfg, node.stage, node.key, node.fp, node.method, input_fps, open_db(cfg), force=force, run_token=run_token, fresh_after=fresh_after)
     return execute(REGISTRY[node.stage], ctx)
 
 
@@ -70,14 +70,18 @@ def distill(
     log().info("run %s: database %s; refreshing %s; absent %s", cfg.run_name, cfg.storage.db_path, sorted(forced) or "nothing", sorted(absent) or "nothing")
     run_token = uuid.uuid4().hex
     results: dict[str, dict] = {}
+    fresh_after: dict[str, str] = {}  # node -> when an upstream stage recomputed in this run finished
     for wave in p.waves():
         calls = []
         for key in wave:
             node = p.nodes[key]
             force = key in forced
-            # Prefect may only return its cached result for a node the database holds.
-            task_fn = run_stage.with_options(name=node.stage, task_run_name=key, refresh_cache=force or key in absent, result_storage=results_dir)
-            calls.append((key, task_fn, dict(cfg=cfg, node=node, input_fps=p.input_fps(key), force=force, run_token=run_token)))
+            # Prefect may only return its cached result for a node the database holds (and the
+            # execute() check decides whether a stored run is current).
+            refresh_cache = force or key in absent or key in fresh_after
+            task_fn = run_stage.with_options(name=node.stage, task_run_name=key, refresh_cache=refresh_cache, result_storage=results_dir)
+            kwargs = dict(cfg=cfg, node=node, input_fps=p.input_fps(key), force=force, run_token=run_token, fresh_after=fresh_after.get(key, ""))
+            calls.append((key, task_fn, kwargs))
         if parallel:
             futures = [(key, fn.submit(**kw)) for key, fn, kw in calls]
             done = [(key, f.result()) for key, f in futures]
@@ -86,6 +90,8 @@ def distill(
         for key, result in done:
             results[key] = result
             if result.get("computed_by") == run_token:
-                # Recomputed now: whatever was built from its previous outputs is stale.
-                forced |= p.downstream_of({key}) - {key}
+                # Recomputed now: whatever was built from its previous outputs is stale, but a
+                # downstream run another flow finished after this one is current.
+                for down in p.downstream_of({key}) - {key}:
+                    fresh_after[down] = max(fresh_after.get(down, ""), result["finished_at"])
     return results["report"]

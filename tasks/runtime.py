@@ -1,9 +1,10 @@
 """What every stage shares: its context, the one Prefect task that runs any stage, the rule for
 when a stage reruns, the per-stage lock, `stage_runs` bookkeeping, logging and progress.
 
-When does a stage rerun? **When it is asked to (a `refresh` of it or of a stage upstream, or an
-upstream stage recomputed in this flow run), or when the database holds no completed run of
-its fingerprint with its artifacts present.** Nothing else decides: Prefect's result cache only
+When does a stage rerun? **When it is asked to (a `refresh` of it or of a stage upstream), when
+the database holds no completed run of its fingerprint with its artifacts present, or when the
+completed run it holds finished before an upstream stage was recomputed in this flow run (it was
+built from outputs that no longer exist).** Nothing else decides: Prefect's result cache only
 saves the presence check on a rerun, and a stage whose Prefect result file is gone but whose
 rows are complete returns its stored summary without recomputing (docs/DESIGN.md §3).
 
@@ -62,7 +63,11 @@ class StageContext:
     method: Optional[str]
     inputs: dict[str, str]  # input name -> that stage's fingerprint
     db: Database
-    force: bool = False  # recompute even if present (refresh, or an upstream stage recomputed)
+    force: bool = False  # recompute even if present (a refresh of it or of a stage upstream)
+    # When an upstream stage was recomputed in this flow run: when that finished (ISO, UTC). A
+    # stored run that finished earlier was built from the upstream's previous outputs and is
+    # stale; one that finished later (another flow run computed it meanwhile) is current.
+    fresh_after: str = ""
     # Identifies the flow run that computes the stage, so a result Prefect returns from its
     # cache (which carries an older token) is never mistaken for one computed now.
     run_token: str = ""
@@ -142,10 +147,12 @@ def execute(spec: StageSpec, ctx: StageContext) -> dict[str, Any]:
     """Run one stage under its lock, unless present (and not forced); returns its summary plus
     `fp` and `computed_by` (the run token of the flow run that computed it)."""
     with stage_lock(ctx.cfg, spec.name, ctx.fp):
-        if not ctx.force and is_present(spec, ctx):
+        stored = None if ctx.force or not is_present(spec, ctx) else stage_runs.completed_summary(ctx.db, spec.name, ctx.fp)
+        if stored is not None and stored.get("finished_at", "") >= ctx.fresh_after:
             log().info("stage %s present (fingerprint %s): nothing to do", ctx.key, ctx.fp)
-            stored = stage_runs.completed_summary(ctx.db, spec.name, ctx.fp)
             return {**stored, "fp": ctx.fp, "computed_by": stored.get("computed_by")}
+        if stored is not None:
+            log().info("stage %s: its stored run predates an upstream stage recomputed at %s; recomputing", ctx.key, ctx.fresh_after)
         base = dict(
             run_name=ctx.cfg.run_name,
             code_version=spec.version,
@@ -164,8 +171,9 @@ def execute(spec: StageSpec, ctx: StageContext) -> dict[str, Any]:
             stage_runs.record(ctx.db, spec.name, ctx.fp, "failed", summary=error, finished_at=_now(), duration_s=time.perf_counter() - t0, **base)
             raise
         duration = time.perf_counter() - t0
-        summary = dict(ctx.summary, seconds=round(duration, 3), computed_by=ctx.run_token)
-        stage_runs.record(ctx.db, spec.name, ctx.fp, "completed", summary=summary, finished_at=_now(), duration_s=duration, **base)
+        finished = _now()
+        summary = dict(ctx.summary, seconds=round(duration, 3), computed_by=ctx.run_token, finished_at=finished.isoformat(timespec="microseconds"))
+        stage_runs.record(ctx.db, spec.name, ctx.fp, "completed", summary=summary, finished_at=finished, duration_s=duration, **base)
         log().info("stage %s completed in %.1fs (fingerprint %s)", ctx.key, duration, ctx.fp)
         return {**summary, "fp": ctx.fp}
 

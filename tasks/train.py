@@ -2,7 +2,7 @@
 
 Checkpoints live under <home>/runs/<train_fp>. A run that was interrupted (its `stage_runs`
 row is `running` or `failed` — we hold the stage lock, so nobody else is running it) resumes
-from its last epoch checkpoint; a forced run (refresh, or an upstream stage recomputed) starts
+from its last epoch checkpoint; a forced run (refresh) or one whose upstream was recomputed in this flow run starts
 over; a checkpoint of a different run or one that cannot be read is discarded by the training
 loop, which then starts over too.
 """
@@ -68,7 +68,8 @@ def run(ctx: StageContext) -> None:
 
     fp, cfg = ctx.fp, ctx.resolved_cfg()
     out_dir = ctx.home("runs") / fp
-    resumable = not ctx.force and stage_runs.status(ctx.db, "train", fp) in ("running", "failed")
+    # A run interrupted before an upstream stage was recomputed trained on outputs that are gone.
+    resumable = not ctx.force and not ctx.fresh_after and stage_runs.status(ctx.db, "train", fp) in ("running", "failed")
     if not resumable:
         shutil.rmtree(out_dir, ignore_errors=True)
         chunkings.delete_search(ctx.db, fp)

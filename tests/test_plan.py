@@ -99,3 +99,32 @@ def test_torch_threads_share_the_cores_among_concurrent_runs(monkeypatch):
     monkeypatch.setenv("SKIPTHINK_CONCURRENT_RUNS", "2")
     assert torch_threads(load_config("smoke")) == max(1, cores // 2)
     assert torch_threads(load_config("smoke", overrides=["runtime.torch_threads=3"])) == 3
+
+
+def test_a_stored_run_is_stale_only_if_it_predates_the_upstream_recomputation(home):
+    """Fault: flow A recomputes an upstream stage while flow B, which found that upstream cached,
+    computes the downstream stage from A's new outputs. Expected: A uses B's downstream run (it
+    finished after A's upstream); a downstream run that finished before A's upstream recomputation
+    is stale and recomputes."""
+    from tasks.runtime import StageContext, StageSpec, execute, open_db
+
+    cfg = load_config("smoke")
+    runs = []
+
+    def run(ctx):
+        runs.append(ctx.run_token)
+        ctx.summary["n"] = len(runs)
+
+    spec = StageSpec("chunk", "v1", lambda c, m: {}, lambda c, m: {}, present=lambda ctx: True, run=run)
+
+    def downstream(token, fresh_after=""):
+        return execute(spec, StageContext(cfg, "chunk", "chunk", "fp", None, {}, open_db(cfg), run_token=token, fresh_after=fresh_after))
+
+    first = downstream("B")  # B computes it (nothing stored yet)
+    assert runs == ["B"] and first["computed_by"] == "B"
+    before = "2000-01-01T00:00:00.000000"
+    assert downstream("A", fresh_after=before)["computed_by"] == "B" and runs == ["B"]  # current: used
+    after = "2999-01-01T00:00:00.000000"
+    again = downstream("A", fresh_after=after)  # stored run predates A's upstream: stale
+    assert runs == ["B", "A"] and again["computed_by"] == "A" and again["n"] == 2
+    assert downstream("C")["computed_by"] == "A" and runs == ["B", "A"]  # and then it is present
