@@ -47,6 +47,17 @@ def test_a_noisy_difference_is_inconclusive_and_a_reversal_contradicts():
     assert sbc_vs_ac["evidence"][0]["verdict"] == "contradicted" and sbc_vs_ac["verdict"] == "not supported"
 
 
+def test_an_eta_ablation_is_paired_by_seed_and_never_decides_the_sbc_verdict():
+    runs = [run("coin_flip", s, answer_only=acc(50), cwt_ac=acc(80 + i), cwt_sbc=acc(79 + i)) for i, s in enumerate(SEEDS)]
+    runs += [run("coin_flip", s, "chunking.eta=0.0", cwt_sbc=acc(90 + 2 * i)) for i, s in enumerate(SEEDS[:2])]  # two seeds ran
+    claim = judged(runs)["sbc_beats_average_chunking"]
+    by = {e["comparison"]: e for e in claim["evidence"]}
+    assert by["SBC vs average chunking"]["verdict"] == "contradicted" and claim["verdict"] == "not supported"
+    vs_ac = by["SBC at chunking.eta=0.0 vs average chunking"]
+    assert vs_ac["seeds"] == 2 and vs_ac["delta_mean"] == 10.5 and vs_ac["verdict"] == "supported (ablation)"
+    assert by["SBC at chunking.eta=0.0 vs SBC at the default eta"]["delta_mean"] == 11.5
+
+
 def test_ceiling_is_untestable_and_equal_token_runs_are_paired_in_their_own_setting():
     runs = [run("coin_flip", s, answer_only=acc(50), ft=acc(100), cwt_sbc=acc(99.5)) for s in SEEDS]
     runs += [run("coin_flip", s, "training.budget=tokens", answer_only=acc(50), ft=acc(90 + i), cwt_sbc=acc(80 + i)) for i, s in enumerate(SEEDS)]
