@@ -100,8 +100,10 @@ def paired(a: Cell, method_a: str, b: Cell, method_b: str, comparison: str, key:
     """method_a (in cell a) minus method_b (in cell b), paired by seed, judged against `threshold`."""
     xs, ys = a.metric(method_a, key), b.metric(method_b, key)
     seeds = sorted(set(xs) & set(ys))
-    values = {method_a: _rounded(statistics.fmean(xs[s] for s in seeds)) if seeds else None,
-              method_b: _rounded(statistics.fmean(ys[s] for s in seeds)) if seeds else None}
+    # One method in two settings (annealing vs greedy, an eta ablation): name each by its setting.
+    name_a, name_b = (method_a, method_b) if method_a != method_b else (f"{method_a} ({a.setting})", f"{method_b} ({b.setting})")
+    values = {name_a: _rounded(statistics.fmean(xs[s] for s in seeds)) if seeds else None,
+              name_b: _rounded(statistics.fmean(ys[s] for s in seeds)) if seeds else None}
     base = dict(task=a.dataset, student=a.student, comparison=comparison, seeds=len(seeds), values=values)
     if len(seeds) < 2:
         return Evidence(**base, delta_mean=None, ci95=None, p_value=None, verdict="untestable", note="fewer than two paired seeds")

@@ -55,7 +55,8 @@ def test_an_eta_ablation_is_paired_by_seed_and_never_decides_the_sbc_verdict():
     assert by["SBC vs average chunking"]["verdict"] == "contradicted" and claim["verdict"] == "not supported"
     vs_ac = by["SBC at chunking.eta=0.0 vs average chunking"]
     assert vs_ac["seeds"] == 2 and vs_ac["delta_mean"] == 10.5 and vs_ac["verdict"] == "supported (ablation)"
-    assert by["SBC at chunking.eta=0.0 vs SBC at the default eta"]["delta_mean"] == 11.5
+    vs_sbc = by["SBC at chunking.eta=0.0 vs SBC at the default eta"]
+    assert vs_sbc["delta_mean"] == 11.5 and vs_sbc["values"] == {"cwt-sbc (chunking.eta=0.0)": 91.0, "cwt-sbc (default)": 79.5}
 
 
 def test_ceiling_is_untestable_and_equal_token_runs_are_paired_in_their_own_setting():
