@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
+from filelock import FileLock
+
 
 def healthy(api_url: str, timeout_s: float = 2.0) -> bool:
     try:
@@ -62,13 +64,20 @@ def _server_env() -> dict[str, str]:
 
 
 class ServerProcess:
-    """A Prefect API server child process; `wait()` blocks until /api/health answers."""
+    """A Prefect API server child process; `wait()` blocks until /api/health answers. A
+    `startup_lock` held by the caller is released once the server answers (or fails)."""
 
-    def __init__(self, proc: subprocess.Popen, api_url: str, log_path: Optional[Path] = None):
-        self.proc, self.api_url, self.log_path = proc, api_url, log_path
+    def __init__(self, proc: subprocess.Popen, api_url: str, log_path: Optional[Path] = None, startup_lock: Optional[FileLock] = None):
+        self.proc, self.api_url, self.log_path, self.startup_lock = proc, api_url, log_path, startup_lock
         atexit.register(self.stop)
 
     def wait(self, timeout_s: float = 120.0) -> str:
+        try:
+            return self._wait(timeout_s)
+        finally:
+            self._release()
+
+    def _wait(self, timeout_s: float) -> str:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -79,7 +88,12 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"Prefect server did not become healthy on {self.api_url} within {timeout_s:.0f}s")
 
+    def _release(self) -> None:
+        if self.startup_lock is not None and self.startup_lock.is_locked:
+            self.startup_lock.release()
+
     def stop(self) -> None:
+        self._release()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -96,9 +110,14 @@ def start_temporary_server() -> ServerProcess:
     # Its SQLite file lives under PREFECT_HOME, which Prefect does not create.
     home = Path(os.path.expanduser(env.get("PREFECT_HOME", "~/.prefect")))
     home.mkdir(parents=True, exist_ok=True)
+    # Two commands starting at once on one PREFECT_HOME would migrate its SQLite file at the same
+    # time, and one server then dies at start-up: start one at a time, each holding the lock
+    # until it answers (the second then finds the database migrated).
+    startup_lock = FileLock(str(home / "temporary-server.lock"), timeout=300, thread_local=False, is_singleton=False)
+    startup_lock.acquire()
     # Its log (stopping it mid-flush prints tracebacks of no consequence) goes to a file, named
-    # in the error should it fail to start.
-    log = open(home / "temporary-server.log", "w")
+    # in the error should it fail to start; appended, as another command's server may be writing.
+    log = open(home / "temporary-server.log", "a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent), "--factory", "prefect.server.api.server:create_app",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
@@ -108,7 +127,7 @@ def start_temporary_server() -> ServerProcess:
         start_new_session=True,
     )
     log.close()  # the child holds its own descriptor
-    return ServerProcess(proc, f"http://127.0.0.1:{port}/api", log_path=home / "temporary-server.log")
+    return ServerProcess(proc, f"http://127.0.0.1:{port}/api", log_path=home / "temporary-server.log", startup_lock=startup_lock)
 
 
 def start_server(host: str, port: int) -> ServerProcess:
