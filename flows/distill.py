@@ -3,7 +3,7 @@
 The flow walks the plan (tasks/stages.py) in waves of independent nodes. Whether a node
 recomputes follows one rule (tasks/runtime.py): it is forced by a `refresh` of its stage or of
 anything upstream; otherwise it runs when the database lacks its completed artifacts, or holds
-a run of it that finished before an upstream node recomputed in this run. Prefect's cache (key `stage-fingerprint`) only
+a run of it that started before an upstream node recomputed in this run had finished. Prefect's cache (key `stage-fingerprint`) only
 saves the presence check of a present node.
 """
 
@@ -91,7 +91,7 @@ def distill(
             results[key] = result
             if result.get("computed_by") == run_token:
                 # Recomputed now: whatever was built from its previous outputs is stale, but a
-                # downstream run another flow finished after this one is current.
+                # downstream run another flow started after this one finished is current.
                 for down in p.downstream_of({key}) - {key}:
                     fresh_after[down] = max(fresh_after.get(down, ""), result["finished_at"])
     return results["report"]

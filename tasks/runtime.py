@@ -3,8 +3,8 @@ when a stage reruns, the per-stage lock, `stage_runs` bookkeeping, logging and p
 
 When does a stage rerun? **When it is asked to (a `refresh` of it or of a stage upstream), when
 the database holds no completed run of its fingerprint with its artifacts present, or when the
-completed run it holds finished before an upstream stage was recomputed in this flow run (it was
-built from outputs that no longer exist).** Nothing else decides: Prefect's result cache only
+completed run it holds started before an upstream stage recomputed in this flow run finished (it
+was built from outputs that no longer exist).** Nothing else decides: Prefect's result cache only
 saves the presence check on a rerun, and a stage whose Prefect result file is gone but whose
 rows are complete returns its stored summary without recomputing (docs/DESIGN.md §3).
 
@@ -65,8 +65,8 @@ class StageContext:
     db: Database
     force: bool = False  # recompute even if present (a refresh of it or of a stage upstream)
     # When an upstream stage was recomputed in this flow run: when that finished (ISO, UTC). A
-    # stored run that finished earlier was built from the upstream's previous outputs and is
-    # stale; one that finished later (another flow run computed it meanwhile) is current.
+    # stored run that started earlier was built from the upstream's previous outputs and is
+    # stale; one that started later (another flow run computed it meanwhile) is current.
     fresh_after: str = ""
     # Identifies the flow run that computes the stage, so a result Prefect returns from its
     # cache (which carries an older token) is never mistaken for one computed now.
@@ -148,7 +148,8 @@ def execute(spec: StageSpec, ctx: StageContext) -> dict[str, Any]:
     `fp` and `computed_by` (the run token of the flow run that computed it)."""
     with stage_lock(ctx.cfg, spec.name, ctx.fp):
         stored = None if ctx.force or not is_present(spec, ctx) else stage_runs.completed_summary(ctx.db, spec.name, ctx.fp)
-        if stored is not None and stored.get("finished_at", "") >= ctx.fresh_after:
+        # Current only if it started after the upstream recomputation finished (so it read the new outputs).
+        if stored is not None and stored.get("started_at", "") >= ctx.fresh_after:
             log().info("stage %s present (fingerprint %s): nothing to do", ctx.key, ctx.fp)
             return {**stored, "fp": ctx.fp, "computed_by": stored.get("computed_by")}
         if stored is not None:
@@ -172,7 +173,8 @@ def execute(spec: StageSpec, ctx: StageContext) -> dict[str, Any]:
             raise
         duration = time.perf_counter() - t0
         finished = _now()
-        summary = dict(ctx.summary, seconds=round(duration, 3), computed_by=ctx.run_token, finished_at=finished.isoformat(timespec="microseconds"))
+        stamps = {k: t.isoformat(timespec="microseconds") for k, t in (("started_at", base["started_at"]), ("finished_at", finished))}
+        summary = dict(ctx.summary, seconds=round(duration, 3), computed_by=ctx.run_token, **stamps)
         stage_runs.record(ctx.db, spec.name, ctx.fp, "completed", summary=summary, finished_at=finished, duration_s=duration, **base)
         log().info("stage %s completed in %.1fs (fingerprint %s)", ctx.key, duration, ctx.fp)
         return {**summary, "fp": ctx.fp}

@@ -104,7 +104,7 @@ def test_torch_threads_share_the_cores_among_concurrent_runs(monkeypatch):
 def test_a_stored_run_is_stale_only_if_it_predates_the_upstream_recomputation(home):
     """Fault: flow A recomputes an upstream stage while flow B, which found that upstream cached,
     computes the downstream stage from A's new outputs. Expected: A uses B's downstream run (it
-    finished after A's upstream); a downstream run that finished before A's upstream recomputation
+    started after A's upstream finished); a downstream run that started before A's upstream recomputation
     is stale and recomputes."""
     from tasks.runtime import StageContext, StageSpec, execute, open_db
 
