@@ -165,6 +165,6 @@ def ensure_server(host: str = "127.0.0.1", port: int = 4200) -> str:
     if not (api_url and healthy(api_url)):
         api_url = f"http://{host}:{port}/api"
         if not healthy(api_url):
-            api_url = start_server(host, port).wait(60)
+            api_url = start_server(host, port).wait(180)  # a busy machine needs more than a minute
     os.environ["PREFECT_API_URL"] = api_url
     return api_url

@@ -14,7 +14,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def wait_for_deployment(name: str, served: subprocess.Popen, timeout: float = 90):
+async def wait_for_deployment(name: str, served: subprocess.Popen, timeout: float = 300):
     """The deployment once the served process has registered it (fails if that process exits)."""
     from prefect.client.orchestration import get_client
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 ALL_STAGE_TASKS = 1 + 1 + 1 + 1 + 6 + 1 + 6 + 1  # data teacher chunk student, 6 train, skipdata, 6 evaluate, report
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout

@@ -58,8 +58,8 @@ def served(tmp_path_factory):
     try:
         from flows.prefect_api import ServerProcess
 
-        ServerProcess(proc, api).wait(120)
-        asyncio.run(wait_for_deployment("distill/distill", proc, 120))
+        ServerProcess(proc, api).wait(300)
+        asyncio.run(wait_for_deployment("distill/distill", proc, 300))
         yield {"ui": f"http://127.0.0.1:{port}", "api": api, "base": base}
     finally:
         # Ctrl-C, as in a terminal: the runner stops and its Prefect server goes with it.
