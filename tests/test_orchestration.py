@@ -66,9 +66,15 @@ def env(tmp_path_factory):
         env=env, stdout=open(base / "serve.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     os.environ.update(PREFECT_API_URL=api, PREFECT_HOME=env["PREFECT_HOME"])
+    # Prefect is already imported in this process, so the environment alone does not reach its
+    # settings: without this the test's client starts an ephemeral server of its own (which
+    # times out on a loaded machine).
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     try:
-        asyncio.run(wait_for_deployment("distill/distill", served))
-        yield {"api": api, "home": Path(env["SKIPTHINK_HOME"]), "base": base}
+        with temporary_settings(updates={PREFECT_API_URL: api}):
+            asyncio.run(wait_for_deployment("distill/distill", served))
+            yield {"api": api, "home": Path(env["SKIPTHINK_HOME"]), "base": base}
     finally:
         for proc in (served, server):
             os.killpg(proc.pid, signal.SIGTERM)
