@@ -37,7 +37,9 @@ def test_smoke_run_fills_every_table_and_writes_the_report(tmp_path):
     for method, m in last["methods"].items():
         assert 0.0 <= m["accuracy"] <= 100.0, method
         assert m["mean_new_tokens"] > 0, method
-        assert m["n_params"] > 100_000 and 0 < m["train_minutes"] < 10, (method, m)
+        # train_minutes is rounded to 0.01: answer-only can train in under 0.3 s on a fast CPU.
+        assert m["n_params"] > 100_000 and 0 <= m["train_minutes"] < 10, (method, m)
+    assert sum(m["train_minutes"] for m in last["methods"].values()) > 0
     assert last["methods"]["ft"]["speedup_vs_ft"] == 1.0
     assert "| cwt-sbc" in proc.stdout or "cwt-sbc" in proc.stdout
 
