@@ -55,12 +55,18 @@ def served(tmp_path_factory):
     api = f"http://127.0.0.1:{port}/api"
     previous = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
     os.environ.update(PREFECT_API_URL=api, PREFECT_HOME=env["PREFECT_HOME"])
+    # Prefect may already be imported in this process (a whole-suite run), so the environment
+    # alone does not reach its settings: without temporary_settings the test's client would start
+    # an ephemeral server of its own, which times out on a loaded machine.
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     try:
         from flows.prefect_api import ServerProcess
 
         ServerProcess(proc, api).wait(300)
-        asyncio.run(wait_for_deployment("distill/distill", proc, 300))
-        yield {"ui": f"http://127.0.0.1:{port}", "api": api, "base": base}
+        with temporary_settings(updates={PREFECT_API_URL: api}):
+            asyncio.run(wait_for_deployment("distill/distill", proc, 300))
+            yield {"ui": f"http://127.0.0.1:{port}", "api": api, "base": base}
     finally:
         # Ctrl-C, as in a terminal: the runner stops and its Prefect server goes with it.
         os.killpg(proc.pid, signal.SIGINT)
