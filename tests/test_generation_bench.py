@@ -18,3 +18,13 @@ def test_generate_benchmark_small():
     assert result["speedup"] == pytest.approx(result["batched_tokens_per_s"] / result["one_by_one_tokens_per_s"])
     assert result["stt_vs_ft_latency"] == pytest.approx(result["ft_latency_s"] / result["stt_latency_s"])
     assert "FT=12 (given) and STT=6 (given)" in result["latency_method"]
+
+
+def test_the_default_preset_resolves_num_chunks_auto_on_the_toy_items():
+    # The demo preset says `num_chunks: auto`, which a run resolves on its rationales; the
+    # benchmarks have only toy items (six sentences each), so they resolve it there.
+    from skipthink.perf.train import bench_config
+
+    assert bench_config("demo", None).chunking.num_chunks == 6
+    assert bench_config("smoke", None).chunking.num_chunks == 3  # an explicit M is kept
+    assert bench_config("demo", "smollm2-135m").student.name == "smollm2-135m"

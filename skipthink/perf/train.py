@@ -27,9 +27,10 @@ import torch
 
 from skipthink import batching
 from skipthink.chunking import LossScorer, greedy_search
-from skipthink.config import load_config
+from skipthink.config import auto_num_chunks, load_config
 from skipthink.items import TrainItem, make_item
 from skipthink.student import bf16_supported, build_initial_student, count_parameters, load_student
+from skipthink.text import split_steps
 from skipthink.training import TargetLoss, make_optimizer
 
 NAMES = ["Ka", "Sherrie", "Lee", "Maybelle", "Rex", "Jamey", "Shaunda", "Millicent", "Conception", "Inga"]
@@ -137,10 +138,19 @@ def _time_hf_trainer(init_dir: Path, examples, cfg, steps: int, warmup: int, wor
     return timing["tokens"] / (time.perf_counter() - timing["start"])
 
 
+def toy_num_chunks() -> int:
+    """What `num_chunks: auto` picks on the toy items: their mean step count (6)."""
+    return auto_num_chunks([len(split_steps(it.rationale)) for it in toy_items(32, 2)])
+
+
 def bench_config(preset: str, student: Optional[str]):
-    """The preset's config, with its student replaced by the named pretrained one if given."""
+    """The preset's config, with its student replaced by the named pretrained one if given, and
+    `num_chunks: auto` resolved on the toy items (a run resolves it on its rationales)."""
     overrides = [] if student is None else ["student.kind=pretrained", f"student.name={student}", "student.name_or_path=null"]
-    return load_config(preset, overrides=overrides)
+    cfg = load_config(preset, overrides=overrides)
+    if cfg.chunking.num_chunks == "auto":
+        cfg = cfg.model_copy(update={"chunking": cfg.chunking.model_copy(update={"num_chunks": toy_num_chunks()})})
+    return cfg
 
 
 def run(preset: str = "demo", steps: int = 30, warmup: int = 5, n_items: int = 256, student: Optional[str] = None,
