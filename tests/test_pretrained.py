@@ -211,7 +211,10 @@ def test_pretrained_smoke_preset_runs_every_method_on_the_real_student(smollm_ho
     env = dict(os.environ, SKIPTHINK_HOME=str(smollm_home), PREFECT_HOME=str(smollm_home / "prefect"),
                PREFECT_SERVER_ANALYTICS_ENABLED="false", **{FINETUNE_COT_DIR_ENV: str(shared_data)})
     env.pop("PREFECT_API_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--preset", "pretrained-smoke"],
+    # One torch thread: with two, a busy second core (a CI neighbour, a sweep) makes every
+    # parallel region wait on a descheduled thread — bench generate on this model took > 400 s
+    # that way against 145 s with one thread (docs/BENCHMARKS.md); idle, one thread costs ~1.6x.
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--preset", "pretrained-smoke", "--set", "runtime.torch_threads=1"],
                           env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     last = json.loads(proc.stdout.strip().splitlines()[-1])
