@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import typer
 
@@ -32,8 +33,22 @@ def set_process_defaults() -> None:
     os.makedirs(os.path.expanduser(os.environ.get("PREFECT_HOME", "~/.prefect")), exist_ok=True)
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """SIGTERM unwinds the process (SystemExit 143) instead of killing it outright. Prefect's flow
+    engine marks the run crashed and then re-delivers the signal to the handler it found; with
+    Python's default that handler ended the process before its exit hooks ran, and the temporary
+    Prefect server the run had started was left running, orphaned, after every `kill`."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
 def main() -> None:
     set_process_defaults()
+    exit_cleanly_on_sigterm()
     app()
 
 

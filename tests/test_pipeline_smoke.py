@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,45 @@ def last_report_path(stdout: str) -> str:
     lines = [ln for ln in stdout.splitlines() if ln.startswith("report: ")]
     assert lines, stdout[-2000:]
     return lines[-1].removeprefix("report: ").strip()
+
+
+def processes_with_env(marker: str) -> list[int]:
+    """Live processes whose environment holds `marker` (children inherit the run's environment)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # gone, or not ours
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_sigterm_mid_training_marks_the_stage_failed_and_leaves_no_process_behind(tmp_path):
+    home = tmp_path / "home"
+    env = dict(os.environ, SKIPTHINK_HOME=str(home), PREFECT_HOME=str(home / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               OMP_NUM_THREADS="1")
+    env.pop("PREFECT_API_URL", None)
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--preset", "smoke"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while "training answer-only on" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(120) == 128 + signal.SIGTERM, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    # Before: the run died by the signal (-15) and its temporary Prefect server lived on, orphaned.
+    deadline = time.monotonic() + 30
+    while (left := processes_with_env(f"SKIPTHINK_HOME={home}\0")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert left == [], f"processes left behind: {left}"
+    db = Database(home / "skipthink.duckdb")
+    assert db.scalar("SELECT count(*) FROM stage_runs WHERE status = 'running'") == 0
+    assert db.scalar("SELECT list(status) FROM stage_runs WHERE stage = 'train'") == ["failed"]
