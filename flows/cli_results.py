@@ -1,4 +1,4 @@
-"""`skipthink results claims | table | transfer | pretrained | mechanism`: the paper's claims judged from sweep reports
+"""`skipthink results claims | table | transfer | pretrained | ablation | mechanism`: the paper's claims judged from sweep reports
 (skipthink/claims.py), and the machine-readable tables docs/results/*.json hold."""
 
 from __future__ import annotations
@@ -91,6 +91,14 @@ def pretrained(files: list[Path] = SweepFiles, out: Path = OutOption, command: l
     from skipthink.claims import pretrained_table
 
     _from_sweeps(files, out, command, "pretrained", pretrained_table)
+
+
+@app.command("ablation")
+def ablation(files: list[Path] = SweepFiles, out: Path = OutOption, command: list[str] = CommandOption) -> None:
+    """Each non-default setting beside the default, paired by seed (an ablation: reported, never used to choose a preset)."""
+    from skipthink.claims import ablation_table
+
+    _from_sweeps(files, out, command, "ablation", ablation_table)
 
 
 @app.command("mechanism")

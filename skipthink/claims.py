@@ -252,6 +252,27 @@ def results_table(cs: list[Cell], keys: Sequence[str] = ("accuracy", "real_accur
     return out
 
 
+def ablation_table(cs: list[Cell], keys: Sequence[str] = ("accuracy", "real_accuracy", "mean_new_tokens", "tokens_vs_ft", "train_minutes")) -> dict:
+    """{student: {dataset: {cells: {setting: {method: KEY_mean/_ci95, seeds}}, paired: [...]}}}: every
+    non-default setting (an eta, an M, a skip check, annealing) beside the default, each of its
+    methods paired by seed with the same method at the default, and CWT-SBC also with CWT-AC."""
+    table = results_table(cs, keys)
+    out: dict = {}
+    for c in _default(cs):
+        others = sorted((x for x in cs if x.student == c.student and x.dataset == c.dataset and x.setting != "default"), key=lambda x: x.setting)
+        if not others:
+            continue
+        evidence = []
+        for e in others:
+            for method in (m for m in e.by_method if m in c.by_method):
+                evidence.append(paired(e, method, c, method, f"{method} at {e.setting} vs the default"))
+            if "cwt-sbc" in e.by_method and "cwt-ac" in c.by_method:
+                evidence.append(paired(e, "cwt-sbc", c, "cwt-ac", f"cwt-sbc at {e.setting} vs average chunking"))
+        cells = {x.setting: table[c.student][c.dataset][x.setting] for x in [c, *others]}
+        out.setdefault(c.student, {})[c.dataset] = {"cells": cells, "paired": [asdict(e) for e in evidence]}
+    return out
+
+
 def student_label(sweep: dict) -> str:
     """The student a sweep trained, from its spec: a pretrained model's name or `scratch SIZE`."""
     from skipthink.config import load_config

@@ -173,3 +173,19 @@ def test_pretrained_table_uses_seeds_when_it_has_them_and_wilson_for_one_run(tmp
     # 9 of 100 correct: Wilson 95 % interval (0.1052 ± 0.0571) = [4.81, 16.23]
     assert one["seeds"] == 1 and one["interval"].startswith("wilson over 100 questions") and one["accuracy_ci95"] == [4.81, 16.23]
     assert list(table["coin_flip"]) == ["ft", "stt"]
+
+
+def test_ablation_table_pairs_each_setting_with_the_default_and_sbc_with_ac():
+    from skipthink.claims import ablation_table
+
+    runs = [run("coin_flip", s, answer_only=acc(50), ft=acc(90), cwt_ac=acc(80 + i), cwt_sbc=acc(81 + i)) for i, s in enumerate(SEEDS)]
+    runs += [run("coin_flip", s, "chunking.eta=0.0", cwt_sbc=acc(85 + 2 * i)) for i, s in enumerate(SEEDS)]
+    runs += [run("coin_flip", "seed0", "chunking.eta=0.2", cwt_sbc=acc(70))]  # one seed ran
+    out = ablation_table(cells([sweep(runs)], lambda s: "scratch nano"))["scratch nano"]["coin_flip"]
+    assert list(out["cells"]) == ["default", "chunking.eta=0.0", "chunking.eta=0.2"]
+    assert out["cells"]["chunking.eta=0.0"]["cwt-sbc"]["accuracy_mean"] == 87.0 and out["cells"]["default"]["ft"]["seeds"] == 3
+    by = {e["comparison"]: e for e in out["paired"]}
+    # 85/87/89 against 81/82/83: +4, +5, +6
+    assert by["cwt-sbc at chunking.eta=0.0 vs the default"]["delta_mean"] == 5.0 and by["cwt-sbc at chunking.eta=0.0 vs the default"]["verdict"] == "supported"
+    assert by["cwt-sbc at chunking.eta=0.0 vs average chunking"]["delta_mean"] == 6.0
+    assert by["cwt-sbc at chunking.eta=0.2 vs the default"]["seeds"] == 1 and by["cwt-sbc at chunking.eta=0.2 vs the default"]["verdict"] == "untestable"
