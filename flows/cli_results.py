@@ -69,36 +69,26 @@ def claims(
         typer.echo(f"{name}: {claim['verdict']}", err=True)
 
 
-@app.command("table")
-def table(files: list[Path] = SweepFiles, out: Path = OutOption, command: list[str] = CommandOption) -> None:
-    """Mean and 95 % interval over seeds per student, dataset, setting and method."""
-    from skipthink.claims import results_table
-
-    _from_sweeps(files, out, command, "results", results_table)
-
-
-@app.command("transfer")
-def transfer(files: list[Path] = SweepFiles, out: Path = OutOption, command: list[str] = CommandOption) -> None:
-    """Students trained on generated data, on the real test split: FT and STT against Fine-tune-CoT's best GPT-2."""
-    from skipthink.claims import transfer_table
-
-    _from_sweeps(files, out, command, "transfer", transfer_table)
+# Commands that build one table from sweep reports: (name, JSON key, builder in skipthink.claims, help).
+TABLES = [
+    ("table", "results", "results_table", "Mean and 95 % interval over seeds per student, dataset, setting and method."),
+    ("transfer", "transfer", "transfer_table", "Students trained on generated data, on the real test split: FT and STT against Fine-tune-CoT's best GPT-2."),
+    ("pretrained", "pretrained", "pretrained_table", "Pretrained students on real data: accuracy per method beside Fine-tune-CoT's GPT-2 124M."),
+    ("ablation", "ablation", "ablation_table", "Each non-default setting beside the default, paired by seed (an ablation: reported, never used to choose a preset)."),
+]
 
 
-@app.command("pretrained")
-def pretrained(files: list[Path] = SweepFiles, out: Path = OutOption, command: list[str] = CommandOption) -> None:
-    """Pretrained students on real data: accuracy per method beside Fine-tune-CoT's GPT-2 124M."""
-    from skipthink.claims import pretrained_table
+def _register_table(name: str, key: str, builder: str, help_text: str) -> None:
+    def command(files: list[Path] = SweepFiles, out: Path = OutOption, command: list[str] = CommandOption) -> None:
+        from skipthink import claims as tables
 
-    _from_sweeps(files, out, command, "pretrained", pretrained_table)
+        _from_sweeps(files, out, command, key, getattr(tables, builder))
+
+    app.command(name, help=help_text)(command)
 
 
-@app.command("ablation")
-def ablation(files: list[Path] = SweepFiles, out: Path = OutOption, command: list[str] = CommandOption) -> None:
-    """Each non-default setting beside the default, paired by seed (an ablation: reported, never used to choose a preset)."""
-    from skipthink.claims import ablation_table
-
-    _from_sweeps(files, out, command, "ablation", ablation_table)
+for _table in TABLES:
+    _register_table(*_table)
 
 
 @app.command("mechanism")
