@@ -172,7 +172,10 @@ def test_sigterm_mid_training_marks_the_stage_failed_and_leaves_no_process_behin
     env.pop("PREFECT_API_URL", None)
     log = tmp_path / "run.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--preset", "smoke"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # Enough epochs that answer-only training is still running when the signal lands: at two
+        # epochs a fast machine finished it before the signal arrived (CI, stop 21).
+        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--preset", "smoke", "--set", "training.epochs=400"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while "training answer-only on" not in log.read_text():
