@@ -456,7 +456,7 @@ class RuntimeConfig(Strict):
         None,
         ge=1,
         le=1024,
-        description="Threads torch may use in this run; unset = the machine's cores divided by SKIPTHINK_CONCURRENT_RUNS (set by sweeps and served deployments that run several flows at once). Not part of any fingerprint.",
+        description="Threads torch may use in this run; unset = the machine's cores divided by SKIPTHINK_CONCURRENT_RUNS (set by sweeps and served deployments that run several flows at once), capped by OMP_NUM_THREADS when the environment sets it. Not part of any fingerprint.",
     )
 
 

@@ -125,11 +125,16 @@ def stage_lock(cfg: PipelineConfig, stage: str, fp: str) -> Iterator[None]:
 
 
 def torch_threads(cfg: PipelineConfig) -> int:
-    """`runtime.torch_threads`, or the cores shared out among the runs that run at once."""
+    """`runtime.torch_threads`, or the cores shared out among the runs that run at once, capped by
+    OMP_NUM_THREADS when the environment sets it."""
     if cfg.runtime.torch_threads:
         return cfg.runtime.torch_threads
     concurrent = max(1, int(os.environ.get("SKIPTHINK_CONCURRENT_RUNS", "1") or 1))
-    return max(1, (os.cpu_count() or 1) // concurrent)
+    share = max(1, (os.cpu_count() or 1) // concurrent)
+    # torch.set_num_threads overrides OpenMP's own variable, so without this cap a job started
+    # as `OMP_NUM_THREADS=1 skipthink sweep ...` to hold one core ran on all of them.
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(share, int(omp)) if omp.isdigit() and int(omp) >= 1 else share
 
 
 def apply_torch_threads(cfg: PipelineConfig) -> None:

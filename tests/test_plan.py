@@ -95,10 +95,37 @@ def test_torch_threads_share_the_cores_among_concurrent_runs(monkeypatch):
 
     cores = os.cpu_count() or 1
     monkeypatch.delenv("SKIPTHINK_CONCURRENT_RUNS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert torch_threads(load_config("smoke")) == cores
     monkeypatch.setenv("SKIPTHINK_CONCURRENT_RUNS", "2")
     assert torch_threads(load_config("smoke")) == max(1, cores // 2)
     assert torch_threads(load_config("smoke", overrides=["runtime.torch_threads=3"])) == 3
+
+
+def test_omp_num_threads_caps_the_threads_of_a_run(monkeypatch):
+    """Before: torch.set_num_threads(cores) overrode OMP_NUM_THREADS=1, so a 'one-core' sweep ran
+    a second compute thread and stalled beside another job."""
+    import os
+
+    import torch
+
+    from tasks.runtime import apply_torch_threads, torch_threads
+
+    monkeypatch.delenv("SKIPTHINK_CONCURRENT_RUNS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert torch_threads(load_config("smoke")) == 1
+    before = torch.get_num_threads()
+    try:
+        apply_torch_threads(load_config("smoke"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    # The explicit setting still wins; a cap above the share does not raise it; junk is ignored.
+    assert torch_threads(load_config("smoke", overrides=["runtime.torch_threads=2"])) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "4096")
+    assert torch_threads(load_config("smoke")) == (os.cpu_count() or 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "two")
+    assert torch_threads(load_config("smoke")) == (os.cpu_count() or 1)
 
 
 def test_a_stored_run_is_stale_only_if_it_predates_the_upstream_recomputation(home):
