@@ -106,7 +106,9 @@ def paired(a: Cell, method_a: str, b: Cell, method_b: str, comparison: str, key:
               name_b: _rounded(statistics.fmean(ys[s] for s in seeds)) if seeds else None}
     base = dict(task=a.dataset, student=a.student, comparison=comparison, seeds=len(seeds), values=values)
     if len(seeds) < 2:
-        return Evidence(**base, delta_mean=None, ci95=None, p_value=None, verdict="untestable", note="fewer than two paired seeds")
+        absent = [f"{m} ({c.setting})" if method_a == method_b else m for m, c in ((method_a, a), (method_b, b)) if m not in c.by_method]
+        note = f"not run: {', '.join(absent)}" if absent else "fewer than two paired seeds"
+        return Evidence(**base, delta_mean=None, ci95=None, p_value=None, verdict="untestable", note=note)
     test = paired_t_test([xs[s] for s in seeds], [ys[s] for s in seeds])
     iv = test.interval
     figures = dict(delta_mean=_rounded(test.mean_difference), ci95=(_rounded(iv.low), _rounded(iv.high)), p_value=_rounded(test.p_value, 4))

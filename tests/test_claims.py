@@ -189,3 +189,13 @@ def test_ablation_table_pairs_each_setting_with_the_default_and_sbc_with_ac():
     assert by["cwt-sbc at chunking.eta=0.0 vs the default"]["delta_mean"] == 5.0 and by["cwt-sbc at chunking.eta=0.0 vs the default"]["verdict"] == "supported"
     assert by["cwt-sbc at chunking.eta=0.0 vs average chunking"]["delta_mean"] == 6.0
     assert by["cwt-sbc at chunking.eta=0.2 vs the default"]["seeds"] == 1 and by["cwt-sbc at chunking.eta=0.2 vs the default"]["verdict"] == "untestable"
+
+
+def test_a_method_the_sweep_did_not_run_is_named_not_counted_as_few_seeds():
+    runs = [run("coin_flip", s, answer_only=acc(50), ft=acc(70 + i), cwt_sbc=acc(80 + i), stt=acc(79 + i, 1.3)) for i, s in enumerate(SEEDS)]
+    verdicts = judged(runs)
+    (sbc_vs_ac,) = verdicts["sbc_beats_average_chunking"]["evidence"]
+    assert sbc_vs_ac["verdict"] == "untestable" and sbc_vs_ac["note"] == "not run: cwt-ac" and sbc_vs_ac["seeds"] == 0
+    (skipall,) = verdicts["skipall_loses_more_than_stt"]["evidence"]
+    assert skipall["note"] == "not run: skipall"
+    assert verdicts["cwt_sbc_beats_ft"]["evidence"][0]["verdict"] == "supported"
