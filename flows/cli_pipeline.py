@@ -34,18 +34,19 @@ def run(
     overrides: list[str] = SetOption,
     refresh: list[str] = typer.Option([], "--refresh", "-r", help="Recompute this stage and everything downstream (repeatable): data, teacher, chunk, student, train, skipdata, evaluate, report."),
     dask_workers: int = typer.Option(0, "--dask-workers", min=0, help="Run independent stages (trainings, evaluations) in parallel on a local Dask cluster of this many worker processes (0 = sequential)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Run only this stage's nodes and what they need (e.g. chunk: see the M that num_chunks auto picks, without training); prints each node's summary."),
 ) -> None:
     """Run the whole pipeline (the `distill` flow) and print the six-method table.
 
     The last line printed is one JSON object with every method's accuracy, mean generated
-    tokens and speedup against FT.
+    tokens and speedup against FT (with --until: every node's summary, keyed by node).
     """
     cfg = resolve_config(preset, config, overrides)
     server = prefect_api()
     from flows.distill import check_refresh, distill
 
     try:
-        check_refresh(refresh)
+        check_refresh([*refresh, *([until] if until else [])])
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -55,10 +56,15 @@ def run(
         from prefect_dask import DaskTaskRunner
 
         runner = DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "processes": True})
-        result = distill.with_options(task_runner=runner)(preset=preset, config=cfg, refresh=list(refresh), parallel=True)
+        result = distill.with_options(task_runner=runner)(preset=preset, config=cfg, refresh=list(refresh), parallel=True, until=until)
     else:
-        result = distill(preset=preset, config=cfg, refresh=list(refresh))
+        result = distill(preset=preset, config=cfg, refresh=list(refresh), until=until)
     typer.echo("")
+    if until:
+        for key, summary in result["stages"].items():
+            typer.echo(f"{key:16} {summary.get('fp')}  {summary.get('seconds', 0):.1f} s")
+        typer.echo(json.dumps({"until": until, "stages": result["stages"]}, default=str))
+        return
     typer.echo(result["table"])
     typer.echo(f"report: {result['report_path']}")
     from skipthink.student import student_summary

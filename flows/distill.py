@@ -10,7 +10,7 @@ saves the presence check of a present node.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Optional
 
 from prefect import flow, task
 from prefect.context import TaskRunContext
@@ -46,6 +46,7 @@ def distill(
     config: ConfigOverrides = ConfigOverrides(),  # noqa: B008 (Prefect parameter default)
     refresh: list[StageName] = [],  # noqa: B006 (Prefect parameter default)
     parallel: bool = False,
+    until: Optional[StageName] = None,
 ) -> dict[str, Any]:
     """Teacher rationales -> chunk-wise students -> skip-thinking -> evaluation -> report.
 
@@ -56,6 +57,9 @@ def distill(
         parallel: Submit the nodes of a wave (the base trainings, STT and SkipALL, the
             evaluations) together to the task runner; with a Dask runner
             (`skipthink run --dask-workers N`) they run in separate worker processes.
+        until: Run only the nodes of this stage and what they need (e.g. `chunk`, to see the M
+            that `num_chunks: auto` chooses, without training); the flow then returns every
+            node's summary instead of the report.
     """
     cfg = resolve_config(preset, config)
     if cfg.storage.layout == "per_run" and not cfg.storage.run_id:
@@ -64,6 +68,8 @@ def distill(
 
         cfg = cfg.model_copy(update={"storage": cfg.storage.model_copy(update={"run_id": f"flow-{flow_run.id}"})})
     p = plan(cfg)
+    if until is not None:
+        p = p.only(p.upstream_of(p.of_stages(check_refresh([until]))))
     forced = p.downstream_of(p.of_stages(check_refresh(refresh)))
     absent = {k for k in p.nodes if k not in forced and not is_present(REGISTRY[p.nodes[k].stage], context(cfg, p, k))}
     results_dir = home_dir(cfg, "prefect-results")  # a Path: Prefect reads a string as a block name
@@ -94,4 +100,4 @@ def distill(
                 # downstream run another flow started after this one finished is current.
                 for down in p.downstream_of({key}) - {key}:
                     fresh_after[down] = max(fresh_after.get(down, ""), result["finished_at"])
-    return results["report"]
+    return results["report"] if until is None else {"until": until, "stages": results}

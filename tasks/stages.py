@@ -54,6 +54,18 @@ class Plan:
                 hit.add(k)
         return hit
 
+    def upstream_of(self, keys: set[str]) -> set[str]:
+        """`keys` plus every node they depend on, directly or not."""
+        hit = set(keys)
+        for k in reversed(list(self.nodes)):  # reverse dependency order: one pass suffices
+            if k in hit:
+                hit.update(self.nodes[k].inputs.values())
+        return hit
+
+    def only(self, keys: set[str]) -> "Plan":
+        """The sub-plan of `keys` (which must include their inputs), in the same order."""
+        return Plan({k: n for k, n in self.nodes.items() if k in keys})
+
     def of_stages(self, stages: set[str]) -> set[str]:
         return {k for k, n in self.nodes.items() if n.stage in stages}
 

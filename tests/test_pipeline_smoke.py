@@ -194,3 +194,18 @@ def test_sigterm_mid_training_marks_the_stage_failed_and_leaves_no_process_behin
     db = Database(home / "skipthink.duckdb")
     assert db.scalar("SELECT count(*) FROM stage_runs WHERE status = 'running'") == 0
     assert db.scalar("SELECT list(status) FROM stage_runs WHERE stage = 'train'") == ["failed"]
+
+
+def test_until_chunk_runs_only_what_the_chunk_stage_needs_and_reports_auto_m(tmp_path):
+    home = tmp_path / "home"
+    proc = run_cli(home, "run", "--preset", "smoke", "--set", "chunking.num_chunks=auto", "--until", "chunk")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert last["until"] == "chunk" and set(last["stages"]) == {"data", "teacher", "chunk"}
+    chunk = last["stages"]["chunk"]
+    assert chunk["num_chunks_setting"] == "auto" and chunk["num_chunks"] == round(chunk["mean_train_steps"]) >= 2
+    db = Database(home / "skipthink.duckdb")
+    assert sorted(db.scalar("SELECT list(stage) FROM stage_runs")) == ["chunk", "data", "teacher"]
+    assert db.scalar("SELECT count(*) FROM train_runs") == 0
+    bad = run_cli(home, "run", "--preset", "smoke", "--until", "chunks")
+    assert bad.returncode == 2 and "unknown stage(s) chunks" in bad.stderr

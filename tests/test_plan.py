@@ -155,3 +155,12 @@ def test_a_stored_run_is_stale_only_if_it_predates_the_upstream_recomputation(ho
     again = downstream("A", fresh_after=after)  # stored run predates A's upstream: stale
     assert runs == ["B", "A"] and again["computed_by"] == "A" and again["n"] == 2
     assert downstream("C")["computed_by"] == "A" and runs == ["B", "A"]  # and then it is present
+
+
+def test_upstream_of_a_stage_is_exactly_what_it_needs():
+    p = plan(load_config("smoke"))
+    assert p.upstream_of(p.of_stages({"chunk"})) == {"data", "teacher", "chunk"}
+    stt = p.upstream_of({"train:stt"})
+    assert {"train:cwt-sbc", "skipdata", "student", "chunk"} <= stt and "train:ft" not in stt and "evaluate:stt" not in stt
+    sub = p.only(stt)
+    assert list(sub.nodes) == [k for k in p.nodes if k in stt] and sum(map(len, sub.waves())) == len(stt)
