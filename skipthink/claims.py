@@ -318,11 +318,12 @@ def transfer_table(cs: list[Cell], methods: Sequence[str] = ("ft", "stt")) -> di
 FINETUNE_COT_GPT2_124M = {"coin_flip": 77.33, "last_letter_concatenation": 4.67, "multiarith": 8.33, "tracking_shuffled_objects": 38.67}
 
 
-def _accuracy_interval(accuracies: Sequence[float], n_questions: Optional[int]) -> tuple[Interval, str]:
-    """Over seeds a t-interval; one seed alone gets a Wilson interval over its test questions."""
+def _accuracy_interval(accuracies: Sequence[float], n_questions: Optional[int], correct: Optional[int] = None) -> tuple[Interval, str]:
+    """Over seeds a t-interval; one seed alone gets a Wilson interval over its test questions
+    (its correct count, or for reports that predate it, the count its rounded accuracy implies)."""
     if len(accuracies) >= 2 or not n_questions:
         return mean_interval(accuracies), f"t over {len(accuracies)} seeds"
-    correct = round(accuracies[0] * n_questions / 100)
+    correct = round(accuracies[0] * n_questions / 100) if correct is None else correct
     return wilson_interval(correct, n_questions).scaled(100), f"wilson over {n_questions} questions (one seed)"
 
 
@@ -338,7 +339,8 @@ def pretrained_table(cs: list[Cell]) -> dict:
             if not accuracy:
                 continue
             n_test = list(c.metric(method, "n").values())
-            iv, how = _accuracy_interval(accuracy, min(n_test) if n_test else None)
+            correct = list(c.metric(method, "correct").values())
+            iv, how = _accuracy_interval(accuracy, min(n_test) if n_test else None, correct[0] if len(correct) == 1 else None)
             mean_of = (lambda key: _rounded(statistics.fmean(v), 3) if (v := list(c.metric(method, key).values())) else None)
             out.setdefault(c.dataset, {})[method] = {
                 "accuracy_mean": _rounded(iv.estimate, 2),

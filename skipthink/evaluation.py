@@ -98,6 +98,8 @@ def method_summary(rows: Sequence[Mapping]) -> dict[str, dict[str, Optional[floa
         out[name] = {
             "accuracy": round(r["accuracy"], 2),
             "n": r.get("n"),
+            # From the unrounded accuracy: what a one-run Wilson interval needs.
+            "correct": round(r["accuracy"] * r["n"] / 100) if r.get("n") else None,
             "mean_new_tokens": round(r["mean_new_tokens"], 2),
             "speedup_vs_ft": None if speed is None else round(speed, 3),
             "tokens_vs_ft": None if tokens is None else round(tokens, 3),

@@ -157,7 +157,7 @@ def test_pretrained_table_uses_seeds_when_it_has_them_and_wilson_for_one_run(tmp
         return {"accuracy": a, "n": 100, "mean_new_tokens": tokens, "tokens_vs_ft": 40.0 / tokens, "speedup_vs_ft": 1.0}
 
     runs = [run("coin_flip", s, ft=fig(70 + 2 * i), stt=fig(68 + 2 * i, 20.0)) for i, s in enumerate(SEEDS)]
-    runs.append(run("multiarith", "seed0", ft=fig(9.0), stt=fig(5.0, 30.0)))  # one seed ran
+    runs.append(run("multiarith", "seed0", ft=fig(9.0), stt=dict(fig(5.0, 30.0), correct=6)))  # one seed ran
     report = tmp_path / "sweep-p.json"
     report.write_text(json.dumps(sweep(runs)))
     out = tmp_path / "pretrained.json"
@@ -173,6 +173,16 @@ def test_pretrained_table_uses_seeds_when_it_has_them_and_wilson_for_one_run(tmp
     # 9 of 100 correct: Wilson 95 % interval (0.1052 ± 0.0571) = [4.81, 16.23]
     assert one["seeds"] == 1 and one["interval"].startswith("wilson over 100 questions") and one["accuracy_ci95"] == [4.81, 16.23]
     assert list(table["coin_flip"]) == ["ft", "stt"]
+    # A report that carries the correct count is taken at its word (6 of 100: [2.78, 12.48]).
+    assert table["multiarith"]["stt"]["accuracy_ci95"] == [2.78, 12.48]
+
+
+def test_method_summary_carries_the_correct_count_from_the_unrounded_accuracy():
+    from skipthink.evaluation import method_summary
+
+    row = dict(method="ft", test_set="own", n=30000, accuracy=100 * 10001 / 30000, mean_new_tokens=5.0, latency_median_s=0.1)
+    summary = method_summary([row])["ft"]
+    assert summary["accuracy"] == 33.34 and summary["correct"] == 10001  # 33.34 % of 30000 would be 10002
 
 
 def test_ablation_table_pairs_each_setting_with_the_default_and_sbc_with_ac():
