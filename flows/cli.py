@@ -46,9 +46,19 @@ def exit_cleanly_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
+def interrupt_on_sigint() -> None:
+    """A process started in the background (`cmd &` in a script) inherits SIGINT as ignored, so
+    `kill -INT` did nothing: `skipthink server` then outlived its test's Ctrl-C, was killed
+    outright, and left its Prefect server (its own process group) running. Restore Python's
+    KeyboardInterrupt, which a terminal only delivers to the foreground job anyway."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main() -> None:
     set_process_defaults()
     exit_cleanly_on_sigterm()
+    interrupt_on_sigint()
     app()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from storage import Database
-from tests.prefect_helpers import free_port, wait_for_deployment
+from tests.prefect_helpers import free_port, processes_with_env, wait_for_deployment
 
 pytestmark = pytest.mark.slow
 ALL_STAGE_TASKS = 1 + 1 + 1 + 1 + 6 + 1 + 6 + 1  # data teacher chunk student, 6 train, skipdata, 6 evaluate, report
@@ -182,3 +182,41 @@ def test_cron_scheduled_deployment_creates_runs(env):
         return 0
 
     assert asyncio.run(scheduled_runs()) >= 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_a_background_server_stops_on_sigint_and_takes_its_prefect_server_with_it(tmp_path):
+    """Fault: started from a script in the background, `skipthink server` inherits SIGINT as
+    ignored; Ctrl-C (SIGINT to its group) did nothing, the caller had to SIGKILL it, and the
+    Prefect server it had started (its own session) lived on. Found as orphans after CI runs."""
+    home = tmp_path / "home"
+    port = free_port()
+    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), SKIPTHINK_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", OMP_NUM_THREADS="1")
+    env.pop("PREFECT_API_URL", None)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "server", "--preset", "smoke", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/api/health", proc)
+        deadline = time.monotonic() + 300
+        while "being served" not in log.read_text():  # serve() has installed its runner
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            code = proc.wait(120)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 0, log.read_text()[-3000:]
+        deadline = time.monotonic() + 30
+        while (left := processes_with_env(f"SKIPTHINK_HOME={home}\0")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert left == [], f"processes left behind: {left}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in processes_with_env(f"SKIPTHINK_HOME={home}\0"):  # never leave them running
+            os.kill(pid, signal.SIGKILL)

@@ -14,6 +14,7 @@ import pytest
 
 from storage import Database
 from storage.schema import TABLES
+from tests.prefect_helpers import processes_with_env
 
 pytestmark = pytest.mark.slow
 METHODS = ["answer-only", "ft", "cwt-ac", "cwt-sbc", "stt", "skipall"]
@@ -149,19 +150,6 @@ def last_report_path(stdout: str) -> str:
     lines = [ln for ln in stdout.splitlines() if ln.startswith("report: ")]
     assert lines, stdout[-2000:]
     return lines[-1].removeprefix("report: ").strip()
-
-
-def processes_with_env(marker: str) -> list[int]:
-    """Live processes whose environment holds `marker` (children inherit the run's environment)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue  # gone, or not ours
-    return found
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.prefect_helpers import free_port, wait_for_deployment
+from tests.prefect_helpers import free_port, processes_with_env, wait_for_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +75,9 @@ def served(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+        # Its Prefect server runs in a session of its own: never leave it behind.
+        for pid in processes_with_env(f"SKIPTHINK_HOME={env['SKIPTHINK_HOME']}\0"):
+            os.kill(pid, signal.SIGKILL)
         log.close()
         for k, v in previous.items():
             if v is None:
