@@ -276,14 +276,16 @@ def ablation_table(cs: list[Cell], keys: Sequence[str] = ("accuracy", "real_accu
 
 
 def student_label(sweep: dict) -> str:
-    """The student a sweep trained, from its spec: a pretrained model's name or `scratch SIZE`."""
+    """The student a sweep trained, from its spec: a pretrained model's name or `scratch SIZE`,
+    with the data source when it is not the generators (cells are matched by this label, and a
+    student on real questions must not be paired with one on generated questions)."""
     from skipthink.config import load_config
 
     spec = sweep["spec"]
-    student = load_config(spec["preset"], overrides=spec.get("overrides", [])).student
-    if student.kind == "pretrained":
-        return student.name
-    return f"scratch {student.size}"  # per-dataset overrides may refine it; the sweep spec records them
+    cfg = load_config(spec["preset"], overrides=spec.get("overrides", []))
+    label = cfg.student.name if cfg.student.kind == "pretrained" else f"scratch {cfg.student.size}"
+    # Per-dataset overrides may refine the student; the sweep spec records them.
+    return label if cfg.dataset.source == "synthetic" else f"{label} on {cfg.dataset.source}"
 
 
 # Fine-tune-CoT's best fine-tuned GPT-2 (124M-774M, real training split) per task: the transfer targets.

@@ -209,3 +209,18 @@ def test_a_method_the_sweep_did_not_run_is_named_not_counted_as_few_seeds():
     (skipall,) = verdicts["skipall_loses_more_than_stt"]["evidence"]
     assert skipall["note"] == "not run: skipall"
     assert verdicts["cwt_sbc_beats_ft"]["evidence"][0]["verdict"] == "supported"
+
+
+def test_students_on_real_and_generated_questions_are_never_paired():
+    from skipthink.claims import student_label
+
+    generated = {"spec": {"preset": "demo", "overrides": []}}
+    real = {"spec": {"preset": "demo", "overrides": ["dataset.source=finetune_cot", "dataset.data_dir=/nowhere"]}}
+    pretrained = {"spec": {"preset": "paper", "overrides": ["dataset.data_dir=/nowhere"]}}
+    assert student_label(generated) == "scratch nano"
+    assert student_label(real) == "scratch nano on finetune_cot"
+    assert student_label(pretrained) == "smollm2-135m on finetune_cot"
+    # Before: both default cells were keyed (scratch nano, coin_flip, default) and merged seed by seed.
+    a = dict(real, runs=[run("coin_flip", "seed0", ft=acc(30))])
+    b = dict(generated, runs=[run("coin_flip", "seed0", ft=acc(90))])
+    assert len(cells([a, b], student_label)) == 2
