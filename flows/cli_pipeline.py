@@ -43,10 +43,12 @@ def run(
     """
     cfg = resolve_config(preset, config, overrides)
     server = prefect_api()
-    from flows.distill import check_refresh, distill
+    from flows.distill import check_stages, distill
 
     try:
-        check_refresh([*refresh, *([until] if until else [])])
+        check_stages(refresh)
+        if until:
+            check_stages([until], "until")
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

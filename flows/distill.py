@@ -21,11 +21,12 @@ from tasks.runtime import StageContext, execute, home_dir, is_present, log, open
 from tasks.stages import REGISTRY, STAGES, StageNode, context, plan
 
 
-def check_refresh(refresh: list[str]) -> set[str]:
-    unknown = sorted(set(refresh) - set(STAGES))
+def check_stages(names: list[str], field: str = "refresh") -> set[str]:
+    """`names` as a set, or a ValueError naming `field` and the stages that do not exist."""
+    unknown = sorted(set(names) - set(STAGES))
     if unknown:
-        raise ValueError(f"refresh: unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
-    return set(refresh)
+        raise ValueError(f"{field}: unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
+    return set(names)
 
 
 def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -69,8 +70,8 @@ def distill(
         cfg = cfg.model_copy(update={"storage": cfg.storage.model_copy(update={"run_id": f"flow-{flow_run.id}"})})
     p = plan(cfg)
     if until is not None:
-        p = p.only(p.upstream_of(p.of_stages(check_refresh([until]))))
-    forced = p.downstream_of(p.of_stages(check_refresh(refresh)))
+        p = p.only(p.upstream_of(p.of_stages(check_stages([until], "until"))))
+    forced = p.downstream_of(p.of_stages(check_stages(refresh)))
     absent = {k for k in p.nodes if k not in forced and not is_present(REGISTRY[p.nodes[k].stage], context(cfg, p, k))}
     results_dir = home_dir(cfg, "prefect-results")  # a Path: Prefect reads a string as a block name
     log().info("run %s: database %s; refreshing %s; absent %s", cfg.run_name, cfg.storage.db_path, sorted(forced) or "nothing", sorted(absent) or "nothing")

@@ -42,3 +42,22 @@ def processes_with_env(marker: str) -> list[int]:
             except OSError:
                 continue  # gone, or not ours
     return found
+
+
+def processes_left(marker: str, timeout: float = 30) -> list[int]:
+    """The processes still holding `marker` once they have had `timeout` seconds to exit."""
+    deadline = time.monotonic() + timeout
+    while (left := processes_with_env(marker)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+def kill_processes_with_env(marker: str) -> None:
+    """SIGKILL whatever still holds `marker`: a failing test must not leave servers running."""
+    import signal
+
+    for pid in processes_with_env(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from storage import Database
-from tests.prefect_helpers import free_port, processes_with_env, wait_for_deployment
+from tests.prefect_helpers import free_port, kill_processes_with_env, processes_left, wait_for_deployment
 
 pytestmark = pytest.mark.slow
 ALL_STAGE_TASKS = 1 + 1 + 1 + 1 + 6 + 1 + 6 + 1  # data teacher chunk student, 6 train, skipdata, 6 evaluate, report
@@ -211,12 +211,9 @@ def test_a_background_server_stops_on_sigint_and_takes_its_prefect_server_with_i
         except subprocess.TimeoutExpired:
             code = None
         assert code == 0, log.read_text()[-3000:]
-        deadline = time.monotonic() + 30
-        while (left := processes_with_env(f"SKIPTHINK_HOME={home}\0")) and time.monotonic() < deadline:
-            time.sleep(0.5)
+        left = processes_left(f"SKIPTHINK_HOME={home}\0")
         assert left == [], f"processes left behind: {left}"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        for pid in processes_with_env(f"SKIPTHINK_HOME={home}\0"):  # never leave them running
-            os.kill(pid, signal.SIGKILL)
+        kill_processes_with_env(f"SKIPTHINK_HOME={home}\0")

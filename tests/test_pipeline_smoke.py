@@ -14,7 +14,7 @@ import pytest
 
 from storage import Database
 from storage.schema import TABLES
-from tests.prefect_helpers import processes_with_env
+from tests.prefect_helpers import processes_left
 
 pytestmark = pytest.mark.slow
 METHODS = ["answer-only", "ft", "cwt-ac", "cwt-sbc", "stt", "skipall"]
@@ -175,9 +175,7 @@ def test_sigterm_mid_training_marks_the_stage_failed_and_leaves_no_process_behin
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     # Before: the run died by the signal (-15) and its temporary Prefect server lived on, orphaned.
-    deadline = time.monotonic() + 30
-    while (left := processes_with_env(f"SKIPTHINK_HOME={home}\0")) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    left = processes_left(f"SKIPTHINK_HOME={home}\0")
     assert left == [], f"processes left behind: {left}"
     db = Database(home / "skipthink.duckdb")
     assert db.scalar("SELECT count(*) FROM stage_runs WHERE status = 'running'") == 0

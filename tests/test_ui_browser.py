@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.prefect_helpers import free_port, processes_with_env, wait_for_deployment
+from tests.prefect_helpers import free_port, kill_processes_with_env, wait_for_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -76,8 +76,7 @@ def served(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
         # Its Prefect server runs in a session of its own: never leave it behind.
-        for pid in processes_with_env(f"SKIPTHINK_HOME={env['SKIPTHINK_HOME']}\0"):
-            os.kill(pid, signal.SIGKILL)
+        kill_processes_with_env(f"SKIPTHINK_HOME={env['SKIPTHINK_HOME']}\0")
         log.close()
         for k, v in previous.items():
             if v is None:
