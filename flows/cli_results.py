@@ -44,10 +44,10 @@ OutOption = typer.Option(None, "--out", "-o", help="Write the JSON here (default
 
 def _from_sweeps(files: list[Path], out: Path | None, command: list[str], key: str, build) -> dict:
     """Load the sweep reports, build one result from their cells, write it with its sources."""
-    from skipthink.claims import cells, student_label
+    from skipthink.claims import cells, fixed_test_split, student_label
 
     sweeps = _load(files)
-    result = build(cells(sweeps, student_label))
+    result = build(cells(sweeps, student_label, fixed_test_split))
     _write({key: result, "commands": command, "sources": _sources(files, sweeps)}, out)
     return result
 

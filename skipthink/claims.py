@@ -9,6 +9,9 @@ Per task a comparison is one of:
 - supported: the 95 % interval of the paired difference lies above the claim's threshold;
 - contradicted: it lies below (the effect goes the other way, or the loss is larger than allowed);
 - inconclusive: it straddles;
+  (the interval is the paired t-interval over seeds, widened to the binomial noise of the test
+  questions when the reports carry their count `n` and the seeds agree more closely than that:
+  three seeds that all differ by +1 pp on 100 questions show no effect, only a zero spread);
 - untestable: no method learns the task (a task at the floor ranks nothing), or both methods sit
   at the ceiling on every seed.
 A claim is supported when some task supports it and none contradicts it, with the supporting
@@ -59,6 +62,9 @@ class Cell:
     dataset: str
     setting: str
     by_method: dict[str, dict[str, dict]]
+    # Real benchmark questions: every seed is tested on the same split, so the questions'
+    # sampling noise is shared by the seeds and does not average out over them.
+    fixed_test_split: bool = False
 
     def metric(self, method: str, key: str) -> dict[str, float]:
         return {s: m[key] for s, m in self.by_method.get(method, {}).items() if m.get(key) is not None}
@@ -70,13 +76,13 @@ class Cell:
         return any(statistics.fmean(v.values()) >= floor + LEARNS_MARGIN_PP for m in CHAIN_OF_THOUGHT if (v := self.metric(m, "accuracy")))
 
 
-def cells(sweeps: Iterable[dict], student_of: Callable[[dict], str]) -> list[Cell]:
+def cells(sweeps: Iterable[dict], student_of: Callable[[dict], str], fixed_split_of: Callable[[dict], bool] = lambda sweep: False) -> list[Cell]:
     out: dict[tuple[str, str, str], Cell] = {}
     for sweep in sweeps:
-        student = student_of(sweep)
+        student, fixed = student_of(sweep), fixed_split_of(sweep)
         for run in sweep["runs"]:
             _, dataset, setting, seed = run["run_name"].split("/")
-            cell = out.setdefault((student, dataset, setting), Cell(student, dataset, setting, {}))
+            cell = out.setdefault((student, dataset, setting), Cell(student, dataset, setting, {}, fixed))
             for method, figures in run["methods"].items():
                 cell.by_method.setdefault(method, {})[seed] = figures
     return list(out.values())
@@ -110,8 +116,16 @@ def paired(a: Cell, method_a: str, b: Cell, method_b: str, comparison: str, key:
         note = f"not run: {', '.join(absent)}" if absent else "fewer than two paired seeds"
         return Evidence(**base, delta_mean=None, ci95=None, p_value=None, verdict="untestable", note=note)
     test = paired_t_test([xs[s] for s in seeds], [ys[s] for s in seeds])
-    iv = test.interval
-    figures = dict(delta_mean=_rounded(test.mean_difference), ci95=(_rounded(iv.low), _rounded(iv.high)), p_value=_rounded(test.p_value, 4))
+    iv, p_value, floor_note = test.interval, test.p_value, ""
+    se_floor = _binomial_se(a, method_a, b, method_b, seeds) if key == "accuracy" else None
+    if se_floor and Z95 * se_floor > (iv.half_width or 0.0):
+        # The seeds agree more closely than the test questions can resolve (e.g. +1 pp on every
+        # seed of 100 questions): the t-interval would be near zero width, so judge against the
+        # questions' own sampling noise instead.
+        d = test.mean_difference
+        iv, p_value = Interval(d, d - Z95 * se_floor, d + Z95 * se_floor), math.erfc(abs(d) / se_floor / math.sqrt(2))
+        floor_note = f"binomial floor: interval from the test questions' sampling noise (SE {se_floor:.2f} pp), wider than the seeds' spread"
+    figures = dict(delta_mean=_rounded(test.mean_difference), ci95=(_rounded(iv.low), _rounded(iv.high)), p_value=_rounded(p_value, 4))
     # Untestable tasks keep their figures (for the record) but get no verdict.
     if key == "accuracy" and not (a.learns() and b.learns()):
         return Evidence(**base, **figures, verdict="untestable",
@@ -119,8 +133,28 @@ def paired(a: Cell, method_a: str, b: Cell, method_b: str, comparison: str, key:
     if key == "accuracy" and all(xs[s] >= CEILING_PP and ys[s] >= CEILING_PP for s in seeds):
         return Evidence(**base, **figures, verdict="untestable", note=f"both at the ceiling (>= {CEILING_PP:g} %) on every seed")
     # Equal on every seed: no difference to rank (e.g. two methods that trained the same student).
-    note = "identical on every seed" if all(xs[s] == ys[s] for s in seeds) else ""
+    note = "; ".join(n for n in ("identical on every seed" if all(xs[s] == ys[s] for s in seeds) else "", floor_note) if n)
     return Evidence(**base, **figures, verdict=_judge(iv, threshold), note=note)
+
+
+# Two-sided 95 % normal quantile.
+Z95 = 1.959964
+
+
+def _binomial_se(a: Cell, method_a: str, b: Cell, method_b: str, seeds: Sequence[str]) -> Optional[float]:
+    """Standard error (pp) of the mean paired accuracy difference from the test questions' sampling
+    alone, or None when the reports do not say how many questions (`n`) each seed was tested on.
+    The two accuracies are treated as independent (conservative: the same questions correlate
+    them). A test split regenerated per seed averages over seeds; a fixed one does not."""
+    ns = [c.by_method[m][s].get("n") for s in seeds for c, m in ((a, method_a), (b, method_b))]
+    if not ns or any(not n for n in ns):
+        return None
+    pa = statistics.fmean(a.by_method[method_a][s]["accuracy"] for s in seeds) / 100
+    pb = statistics.fmean(b.by_method[method_b][s]["accuracy"] for s in seeds) / 100
+    variance = (pa * (1 - pa) + pb * (1 - pb)) / min(ns)
+    if not (a.fixed_test_split and b.fixed_test_split):
+        variance /= len(seeds)
+    return 100 * math.sqrt(variance)
 
 
 def welch(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple[float, Interval, float]:
@@ -273,6 +307,15 @@ def ablation_table(cs: list[Cell], keys: Sequence[str] = ("accuracy", "real_accu
         cells = {x.setting: table[c.student][c.dataset][x.setting] for x in [c, *others]}
         out.setdefault(c.student, {})[c.dataset] = {"cells": cells, "paired": [asdict(e) for e in evidence]}
     return out
+
+
+def fixed_test_split(sweep: dict) -> bool:
+    """A sweep on a real benchmark tests every seed on the same questions; generated data is
+    regenerated per seed."""
+    from skipthink.config import load_config
+
+    spec = sweep["spec"]
+    return load_config(spec["preset"], overrides=spec.get("overrides", [])).dataset.source != "synthetic"
 
 
 def student_label(sweep: dict) -> str:

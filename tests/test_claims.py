@@ -224,3 +224,30 @@ def test_students_on_real_and_generated_questions_are_never_paired():
     a = dict(real, runs=[run("coin_flip", "seed0", ft=acc(30))])
     b = dict(generated, runs=[run("coin_flip", "seed0", ft=acc(90))])
     assert len(cells([a, b], student_label)) == 2
+
+
+def test_a_constant_small_gain_is_judged_against_the_test_questions_noise():
+    """+1 pp on every seed has zero spread, so the t-interval alone calls it supported; with the
+    question counts in the reports the interval is floored by their binomial noise."""
+    from skipthink.claims import paired
+
+    def fig(a, n):
+        return {"accuracy": a, "n": n, "tokens_vs_ft": None}
+
+    def judged_on(n, fixed):
+        runs = [run("coin_flip", s, answer_only=fig(50, n), ft=fig(70, n), cwt_sbc=fig(71, n), stt=fig(71, n), skipall=fig(70, n)) for s in SEEDS]
+        return cells([sweep(runs)], lambda s: "smollm2-135m", lambda s: fixed)
+
+    (fixed,) = judged_on(150, True)
+    ev = paired(fixed, "cwt-sbc", fixed, "ft", "equal epochs")
+    # Fixed split of 150 questions: SE = 100 * sqrt((.71*.29 + .70*.30) / 150) = 5.27 pp.
+    assert ev.verdict == "inconclusive" and "binomial floor" in ev.note
+    assert abs(ev.ci95[0] - (1 - 1.959964 * 5.2656)) < 0.01 and ev.p_value > 0.8
+    # Regenerated per seed: the three seeds' questions average, SE / sqrt(3).
+    (regenerated,) = judged_on(150, False)
+    wide, narrow = ev.ci95[1] - ev.ci95[0], paired(regenerated, "cwt-sbc", regenerated, "ft", "x").ci95
+    assert abs((narrow[1] - narrow[0]) * 3 ** 0.5 - wide) < 0.01
+    # A large constant gain still clears the floor: +20 pp on 10,000 questions.
+    runs = [run("coin_flip", s, answer_only=fig(50, 10000), ft=fig(70, 10000), cwt_sbc=fig(90, 10000)) for s in SEEDS]
+    (big,) = cells([sweep(runs)], lambda s: "x", lambda s: True)
+    assert paired(big, "cwt-sbc", big, "ft", "x").verdict == "supported"
