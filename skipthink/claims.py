@@ -398,12 +398,14 @@ def pretrained_table(cs: list[Cell]) -> dict:
 
 
 def _fmt_evidence(e: dict) -> str:
+    # The student too: one task can be judged for a scratch and a pretrained student.
+    where = f"{e['task']}, {e['student']}" if e.get("student") not in (None, "-") else e["task"]
     if e["delta_mean"] is None or e["ci95"] is None:
-        return f"{e['task']} ({e['comparison']}): {e['verdict']}" + (f" — {e['note']}" if e.get("note") else "")
+        return f"{where} ({e['comparison']}): {e['verdict']}" + (f" — {e['note']}" if e.get("note") else "")
     low, high = e["ci95"]
     p = f", p = {e['p_value']:.3g}" if e.get("p_value") is not None else ""
     values = ", ".join(f"{k} {v:g}" for k, v in (e.get("values") or {}).items() if v is not None)
-    return (f"{e['task']} ({e['comparison']}, {e['seeds']} seeds): {e['delta_mean']:+g} [{low:g}, {high:g}]{p}"
+    return (f"{where} ({e['comparison']}, {e['seeds']} seeds): {e['delta_mean']:+g} [{low:g}, {high:g}]{p}"
             + (f" ({values})" if values else "") + f" → {e['verdict']}" + (f"; {e['note']}" if e.get("note") else ""))
 
 

@@ -114,7 +114,7 @@ def test_cli_writes_claims_and_table(tmp_path):
     res = CliRunner().invoke(app, ["results", "claims", str(report), "--out", str(out), "--command", "skipthink sweep x.yaml", "--markdown", str(md)])
     assert res.exit_code == 0, res.output
     table = md.read_text()
-    assert "| cwt sbc beats ft |" in table and "coin_flip (equal epochs, 3 seeds): +10 [10, 10], p = 0 (cwt-sbc 81, ft 71) → supported" in table
+    assert "| cwt sbc beats ft |" in table and "coin_flip, scratch nano (equal epochs, 3 seeds): +10 [10, 10], p = 0 (cwt-sbc 81, ft 71) → supported" in table
     data = json.loads(out.read_text())
     assert set(data["claims"]) == {"cwt_sbc_beats_ft", "sbc_beats_average_chunking", "stt_faster_with_minimal_loss",
                                    "speedup_smallest_on_last_letter", "skipall_loses_more_than_stt"}
