@@ -309,23 +309,25 @@ def ablation_table(cs: list[Cell], keys: Sequence[str] = ("accuracy", "real_accu
     return out
 
 
-def fixed_test_split(sweep: dict) -> bool:
-    """A sweep on a real benchmark tests every seed on the same questions; generated data is
-    regenerated per seed."""
+def _sweep_config(sweep: dict):
+    """The run config a sweep's spec resolves to (its preset and overrides)."""
     from skipthink.config import load_config
 
     spec = sweep["spec"]
-    return load_config(spec["preset"], overrides=spec.get("overrides", [])).dataset.source != "synthetic"
+    return load_config(spec["preset"], overrides=spec.get("overrides", []))
+
+
+def fixed_test_split(sweep: dict) -> bool:
+    """A sweep on a real benchmark tests every seed on the same questions; generated data is
+    regenerated per seed."""
+    return _sweep_config(sweep).dataset.source != "synthetic"
 
 
 def student_label(sweep: dict) -> str:
     """The student a sweep trained, from its spec: a pretrained model's name or `scratch SIZE`,
     with the data source when it is not the generators (cells are matched by this label, and a
     student on real questions must not be paired with one on generated questions)."""
-    from skipthink.config import load_config
-
-    spec = sweep["spec"]
-    cfg = load_config(spec["preset"], overrides=spec.get("overrides", []))
+    cfg = _sweep_config(sweep)
     label = cfg.student.name if cfg.student.kind == "pretrained" else f"scratch {cfg.student.size}"
     # Per-dataset overrides may refine the student; the sweep spec records them.
     return label if cfg.dataset.source == "synthetic" else f"{label} on {cfg.dataset.source}"
