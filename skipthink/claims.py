@@ -26,7 +26,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
-from skipthink.stats import Interval, mean_interval, paired_t_test, t_cdf, t_quantile, wilson_interval
+from skipthink.stats import Interval, mean_interval, normal_interval, paired_t_test, t_cdf, t_quantile, wilson_interval
 
 # A task "learns" when some chain-of-thought method beats answer-only by this much (pp).
 LEARNS_MARGIN_PP = 10.0
@@ -118,12 +118,12 @@ def paired(a: Cell, method_a: str, b: Cell, method_b: str, comparison: str, key:
     test = paired_t_test([xs[s] for s in seeds], [ys[s] for s in seeds])
     iv, p_value, floor_note = test.interval, test.p_value, ""
     se_floor = _binomial_se(a, method_a, b, method_b, seeds) if key == "accuracy" else None
-    if se_floor and Z95 * se_floor > (iv.half_width or 0.0):
+    floored = normal_interval(test.mean_difference, se_floor) if se_floor else None
+    if floored and floored[0].half_width > (iv.half_width or 0.0):
         # The seeds agree more closely than the test questions can resolve (e.g. +1 pp on every
         # seed of 100 questions): the t-interval would be near zero width, so judge against the
         # questions' own sampling noise instead.
-        d = test.mean_difference
-        iv, p_value = Interval(d, d - Z95 * se_floor, d + Z95 * se_floor), math.erfc(abs(d) / se_floor / math.sqrt(2))
+        iv, p_value = floored
         floor_note = f"binomial floor: interval from the test questions' sampling noise (SE {se_floor:.2f} pp), wider than the seeds' spread"
     figures = dict(delta_mean=_rounded(test.mean_difference), ci95=(_rounded(iv.low), _rounded(iv.high)), p_value=_rounded(p_value, 4))
     # Untestable tasks keep their figures (for the record) but get no verdict.
@@ -135,10 +135,6 @@ def paired(a: Cell, method_a: str, b: Cell, method_b: str, comparison: str, key:
     # Equal on every seed: no difference to rank (e.g. two methods that trained the same student).
     note = "; ".join(n for n in ("identical on every seed" if all(xs[s] == ys[s] for s in seeds) else "", floor_note) if n)
     return Evidence(**base, **figures, verdict=_judge(iv, threshold), note=note)
-
-
-# Two-sided 95 % normal quantile.
-Z95 = 1.959964
 
 
 def _binomial_se(a: Cell, method_a: str, b: Cell, method_b: str, seeds: Sequence[str]) -> Optional[float]:

@@ -138,6 +138,13 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval
     return Interval(mean, mean - half, mean + half)
 
 
+def normal_interval(estimate: float, standard_error: float, confidence: float = 0.95) -> tuple[Interval, float]:
+    """estimate ± z · SE and the two-sided normal p of estimate against 0 (SE > 0)."""
+    normal = statistics.NormalDist()
+    half = normal.inv_cdf(_two_sided(confidence)) * standard_error
+    return Interval(estimate, estimate - half, estimate + half), 2.0 * (1.0 - normal.cdf(abs(estimate) / standard_error))
+
+
 def paired_t_test(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> PairedTest:
     """Paired t-test of a against b (same units, same order), two-sided."""
     if len(a) != len(b):
