@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import typer
+
+from flows.cli_db import DbOption
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -61,6 +64,30 @@ def generate(
 
     emit(bench.run(preset=preset, student=student, precision=precision, batch_size=batch_size, repeats=repeats or (1 if student else 3),
                    one_by_one_prompts=one_by_one or (8 if student else None), ft_new_tokens=ft_new_tokens, stt_new_tokens=stt_new_tokens))
+
+
+@app.command("latency")
+def latency(
+    run: Optional[str] = typer.Argument(None, help="Finished run: a report fingerprint prefix or a run name (default: the most recent)."),
+    db: Optional[Path] = DbOption,
+    method: list[str] = typer.Option(["ft", "stt"], help="Methods to time (repeatable); the first is the baseline of the ratios."),
+    questions: int = typer.Option(20, min=1, help="Test questions timed (the run's first, by sample id)."),
+    repeats: int = typer.Option(3, min=1, help="Times each question is decoded per method; the fastest counts."),
+    threads: int = typer.Option(1, min=1, help="torch intra-op threads (1: steadiest on a shared machine)."),
+    precision: str = typer.Option("fp32", help="Weights for decoding: auto, fp32 or bf16 (as training.precision)."),
+) -> None:
+    """Batch-1 latency of a finished run's trained students, decoded side by side on the same questions."""
+    from flows.cli_db import open_db
+    from flows.latency_bench import bench_latency
+
+    if len(method) < 2:
+        raise typer.BadParameter("time at least two methods: the baseline, then the methods compared with it", param_hint="--method")
+    try:
+        result = bench_latency(open_db(db), run, method, questions=questions, repeats=repeats, threads=threads, precision=precision)
+    except LookupError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    emit(result)
 
 
 @app.command("pipeline")

@@ -25,6 +25,19 @@ def _load(files: list[Path]) -> list[dict]:
     return sweeps
 
 
+def _load_latency(files: list[Path]) -> list[dict]:
+    """Every `bench latency` line in the files (other lines, e.g. logs, are skipped)."""
+    out = []
+    for f in files:
+        for line in f.read_text().splitlines():
+            if line.startswith("{") and '"benchmark": "latency"' in line:
+                out.append(json.loads(line))
+    if files and not out:
+        typer.echo(f"error: no `bench latency` result in {', '.join(map(str, files))}", err=True)
+        raise typer.Exit(1)
+    return out
+
+
 def _write(payload: dict, out: Path | None) -> None:
     text = json.dumps(payload, indent=2) + "\n"
     if out is None:
@@ -47,7 +60,11 @@ def _from_sweeps(files: list[Path], out: Path | None, command: list[str], key: s
     from skipthink.claims import cells, fixed_test_split, student_label
 
     sweeps = _load(files)
-    result = build(cells(sweeps, student_label, fixed_test_split))
+    try:
+        result = build(cells(sweeps, student_label, fixed_test_split))
+    except ValueError as e:  # two sweeps claim one seed of a cell; a latency bench of no given run
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
     _write({key: result, "commands": command, "sources": _sources(files, sweeps)}, out)
     return result
 
@@ -58,11 +75,20 @@ def claims(
     out: Path = OutOption,
     command: list[str] = CommandOption,
     markdown: Path = typer.Option(None, "--markdown", help="Also write the verdicts as a markdown table (for docs/RESULTS.md)."),
+    latency: list[Path] = typer.Option([], "--latency", help="`skipthink bench latency` output (JSON lines) of the sweeps' runs: STT's latency part uses these side-by-side ratios (repeatable).", exists=True, dir_okay=False),
 ) -> None:
     """Judge each of the paper's claims from the sweeps' per-seed results (paired by seed)."""
     from skipthink.claims import claims_markdown, judge
 
-    verdicts = _from_sweeps(files, out, command, "claims", judge)
+    benches = _load_latency(latency)
+
+    def judge_with_latency(cs):
+        from skipthink.claims import attach_latency, student_label
+
+        return judge(attach_latency(cs, sweeps, benches, student_label))
+
+    sweeps = _load(files)
+    verdicts = _from_sweeps(files, out, command, "claims", judge_with_latency)
     if markdown is not None:
         markdown.write_text(claims_markdown(verdicts))
     for name, claim in verdicts.items():

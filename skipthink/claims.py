@@ -65,6 +65,8 @@ class Cell:
     # Real benchmark questions: every seed is tested on the same split, so the questions'
     # sampling noise is shared by the seeds and does not average out over them.
     fixed_test_split: bool = False
+    # seed -> FT / STT batch-1 latency measured side by side (`skipthink bench latency`), when given.
+    latency_bench: dict[str, float] = field(default_factory=dict)
 
     def metric(self, method: str, key: str) -> dict[str, float]:
         return {s: m[key] for s, m in self.by_method.get(method, {}).items() if m.get(key) is not None}
@@ -84,8 +86,26 @@ def cells(sweeps: Iterable[dict], student_of: Callable[[dict], str], fixed_split
             _, dataset, setting, seed = run["run_name"].split("/")
             cell = out.setdefault((student, dataset, setting), Cell(student, dataset, setting, {}, fixed))
             for method, figures in run["methods"].items():
+                if seed in cell.by_method.get(method, {}):
+                    raise ValueError(f"{run['run_name']}: {method} {seed} of {student} / {dataset} / {setting} is in two sweeps; "
+                                     "give one of them its own setting or student")
                 cell.by_method.setdefault(method, {})[seed] = figures
     return list(out.values())
+
+
+def attach_latency(cs: list[Cell], sweeps: Iterable[dict], benches: Iterable[dict], student_of: Callable[[dict], str]) -> list[Cell]:
+    """Give each cell the FT / STT latency ratios `bench latency` measured on its runs (matched
+    by run name `sweep/dataset/setting/seedN`). A bench of a run in none of the sweeps is an error."""
+    students = {s["spec"]["name"]: student_of(s) for s in sweeps}
+    by_key = {(c.student, c.dataset, c.setting): c for c in cs}
+    for b in benches:
+        sweep, dataset, setting, seed = b["run_name"].split("/")
+        cell = by_key.get((students.get(sweep), dataset, setting))
+        ratio = b.get("vs_ft", {}).get("stt", {}).get("latency_ratio")
+        if cell is None or ratio is None:
+            raise ValueError(f"latency bench of {b['run_name']}: {'no FT / STT ratio in it' if cell else 'not a run of the given sweeps'}")
+        cell.latency_bench[seed] = ratio
+    return cs
 
 
 def _rounded(x: Optional[float], digits: int = 3) -> Optional[float]:
@@ -219,17 +239,34 @@ def judge(cs: list[Cell]) -> dict[str, dict]:
             "supported" if speed.verdict == loss.verdict == "supported" else "contradicted" if "contradicted" in (speed.verdict, loss.verdict) else "inconclusive")
         speed.verdict, loss.verdict = speed.verdict + " (part)", loss.verdict + " (part)"
         ev += [Evidence(task=c.dataset, student=c.student, comparison="faster and minimal loss", seeds=min(speed.seeds, loss.seeds), delta_mean=None,
-                        ci95=None, p_value=None, verdict=both, note="both parts below"), speed, loss]
+                        ci95=None, p_value=None, verdict=both, note="both parts below"), speed, loss, _latency_part(c)]
     claims["stt_faster_with_minimal_loss"] = (
-        f"token ratio FT/STT > 1 (interval) and STT - FT accuracy > -{MINIMAL_LOSS_PP:g} pp (interval); the paper measured {PAPER_SPEEDUP[0]}-{PAPER_SPEEDUP[1]}x", ev)
+        f"token ratio FT/STT > 1 (interval) and STT - FT accuracy > -{MINIMAL_LOSS_PP:g} pp (interval); the paper measured {PAPER_SPEEDUP[0]}-{PAPER_SPEEDUP[1]}x; "
+        "batch-1 latency FT/STT reported beside them (wall time depends on the machine, tokens do not)", ev)
 
     claims["speedup_smallest_on_last_letter"] = ("STT's token ratio on last-letter - on each other task < 0 (Welch interval over seeds)", _smallest_on_last_letter(base))
 
     ev = [paired(c, "stt", c, "skipall", "STT - SkipALL accuracy") for c in base]
     claims["skipall_loses_more_than_stt"] = ("STT accuracy - SkipALL accuracy > 0 (pp)", ev)
 
-    return {name: {"verdict": overall([e for e in evidence if "(part)" not in e.verdict and "(ablation)" not in e.verdict]), "rule": rule,
+    return {name: {"verdict": overall([e for e in evidence if not any(tag in e.verdict for tag in ("(part)", "(ablation)", "(reported)"))]), "rule": rule,
                    "evidence": [asdict(e) for e in evidence]} for name, (rule, evidence) in claims.items()}
+
+
+def _latency_part(c: Cell) -> Evidence:
+    """FT / STT batch-1 latency over seeds: measured side by side when `bench latency` ran on the
+    cell's runs, else the evaluate stages' own medians (each method timed alone, in its own stage)."""
+    side_by_side = bool(c.latency_bench)
+    ratios = list(c.latency_bench.values()) if side_by_side else list(c.metric("stt", "speedup_vs_ft").values())
+    comparison = "batch-1 latency, FT / STT" + (" (bench latency, side by side)" if side_by_side else " (evaluate stages, timed apart)")
+    if len(ratios) < 2:
+        return Evidence(task=c.dataset, student=c.student, comparison=comparison, seeds=len(ratios), delta_mean=_rounded(ratios[0]) if ratios else None,
+                        ci95=None, p_value=None, verdict="untestable (reported)", note="fewer than two seeds")
+    iv = mean_interval(ratios)
+    test = paired_t_test(ratios, [1.0] * len(ratios))
+    note = "" if side_by_side else "timed on a shared machine: the neighbours' load is in it"
+    return Evidence(task=c.dataset, student=c.student, comparison=comparison, seeds=len(ratios), delta_mean=_rounded(iv.estimate),
+                    ci95=(_rounded(iv.low), _rounded(iv.high)), p_value=_rounded(test.p_value, 4), verdict=_judge(iv, 1.0) + " (reported)", note=note)
 
 
 def _eta_ablation(cs: list[Cell], base: list[Cell]) -> list[Evidence]:
@@ -326,7 +363,10 @@ def student_label(sweep: dict) -> str:
     cfg = _sweep_config(sweep)
     label = cfg.student.name if cfg.student.kind == "pretrained" else f"scratch {cfg.student.size}"
     # Per-dataset overrides may refine the student; the sweep spec records them.
-    return label if cfg.dataset.source == "synthetic" else f"{label} on {cfg.dataset.source}"
+    if cfg.dataset.source == "synthetic":
+        return label
+    # On a real benchmark the training pool is part of the setup: 64 and 160 questions are two cells.
+    return f"{label} on {cfg.dataset.source}" + (f", {cfg.dataset.max_train} train" if cfg.dataset.max_train else "")
 
 
 # Fine-tune-CoT's best fine-tuned GPT-2 (124M-774M, real training split) per task: the transfer targets.

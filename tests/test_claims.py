@@ -4,7 +4,9 @@ import json
 
 from typer.testing import CliRunner
 
-from skipthink.claims import cells, judge, results_table, welch
+import pytest
+
+from skipthink.claims import attach_latency, cells, judge, results_table, welch
 
 SEEDS = ("seed0", "seed1", "seed2")
 
@@ -71,15 +73,33 @@ def test_stt_needs_both_faster_and_minimal_loss():
     fast_small_loss = [run("coin_flip", s, answer_only=acc(50), ft=acc(90 + i), stt=acc(89 + i, 1.5 + 0.1 * i), skipall=acc(60 + i, 4.0))
                        for i, s in enumerate(SEEDS)]
     claim = judged(fast_small_loss)["stt_faster_with_minimal_loss"]
-    combined, speed, loss = claim["evidence"]
+    combined, speed, loss, latency = claim["evidence"]
     assert speed["verdict"] == "supported (part)" and "inside the paper's" in speed["note"] and speed["delta_mean"] == 1.6
     assert loss["verdict"] == "supported (part)" and loss["delta_mean"] == -1.0
     assert combined["verdict"] == "supported" and claim["verdict"] == "supported"
     assert judged(fast_small_loss)["skipall_loses_more_than_stt"]["verdict"] == "supported"
 
+    # No speedup_vs_ft in these reports: the latency part has nothing to report, and decides nothing.
+    assert latency["verdict"] == "untestable (reported)" and "evaluate stages" in latency["comparison"]
+
     big_loss = [run("coin_flip", s, answer_only=acc(50), ft=acc(90 + i), stt=acc(70 + i, 1.5 + 0.1 * i)) for i, s in enumerate(SEEDS)]
     claim = judged(big_loss)["stt_faster_with_minimal_loss"]
     assert claim["evidence"][0]["verdict"] == "contradicted" and claim["verdict"] == "not supported"
+
+
+def test_latency_is_reported_beside_the_stt_verdict_from_the_side_by_side_bench_when_given():
+    runs = [run("coin_flip", s, answer_only=acc(50), ft=acc(90 + i), stt=dict(acc(89 + i, 1.5), speedup_vs_ft=0.7 + 0.2 * i)) for i, s in enumerate(SEEDS)]
+    stage = judged(runs)["stt_faster_with_minimal_loss"]
+    latency = stage["evidence"][3]
+    assert latency["verdict"] == "inconclusive (reported)" and latency["delta_mean"] == 0.9 and "shared machine" in latency["note"]
+    assert stage["verdict"] == "supported"  # tokens and accuracy decide; wall time is reported beside them
+
+    benches = [{"run_name": f"s/coin_flip/default/{s}", "vs_ft": {"stt": {"latency_ratio": r}}} for s, r in zip(SEEDS, (1.45, 1.5, 1.55))]
+    cs = attach_latency(cells([sweep(runs)], lambda s: "scratch nano"), [sweep(runs)], benches, lambda s: "scratch nano")
+    latency = judge(cs)["stt_faster_with_minimal_loss"]["evidence"][3]
+    assert latency["comparison"].endswith("(bench latency, side by side)") and latency["delta_mean"] == 1.5 and latency["verdict"] == "supported (reported)"
+    with pytest.raises(ValueError, match="not a run of the given sweeps"):
+        attach_latency(cs, [sweep(runs)], [{"run_name": "other/coin_flip/default/seed0", "vs_ft": {"stt": {"latency_ratio": 1.0}}}], lambda s: "scratch nano")
 
 
 def test_speedup_smallest_on_last_letter_uses_an_unpaired_interval_across_tasks():
@@ -120,6 +140,17 @@ def test_cli_writes_claims_and_table(tmp_path):
                                    "speedup_smallest_on_last_letter", "skipall_loses_more_than_stt"}
     assert data["claims"]["cwt_sbc_beats_ft"]["verdict"] == "supported" and data["commands"] == ["skipthink sweep x.yaml"]
     assert data["sources"][0]["sweep"] == "s"
+
+    # --latency: `bench latency` lines (a log around them is fine) replace the stage timings.
+    bench = tmp_path / "latency.jsonl"
+    bench.write_text("loading weights\n" + "\n".join(json.dumps({"benchmark": "latency", "run_name": f"s/coin_flip/default/{s}", "vs_ft": {"stt": {"latency_ratio": 1.2}}})
+                                                    for s in SEEDS) + "\n")
+    res = CliRunner().invoke(app, ["results", "claims", str(report), "--out", str(out), "--latency", str(bench)])
+    assert res.exit_code == 0, res.output
+    part = json.loads(out.read_text())["claims"]["stt_faster_with_minimal_loss"]["evidence"][3]
+    assert part["delta_mean"] == 1.2 and part["seeds"] == 3 and "side by side" in part["comparison"]
+    res = CliRunner().invoke(app, ["results", "claims", str(report), "--latency", str(md)])
+    assert res.exit_code == 1 and "no `bench latency` result" in res.output
 
     table = results_table(cells([sweep(runs)], lambda s: "scratch nano"))
     row = table["scratch nano"]["coin_flip"]["default"]["ft"]
@@ -219,11 +250,16 @@ def test_students_on_real_and_generated_questions_are_never_paired():
     pretrained = {"spec": {"preset": "paper", "overrides": ["dataset.data_dir=/nowhere"]}}
     assert student_label(generated) == "scratch nano"
     assert student_label(real) == "scratch nano on finetune_cot"
-    assert student_label(pretrained) == "smollm2-135m on finetune_cot"
+    assert student_label(pretrained) == "smollm2-135m on finetune_cot, 160 train"
+    small = {"spec": {"preset": "paper", "overrides": ["dataset.data_dir=/nowhere", "dataset.max_train=64"]}}
+    assert student_label(small) == "smollm2-135m on finetune_cot, 64 train"
     # Before: both default cells were keyed (scratch nano, coin_flip, default) and merged seed by seed.
     a = dict(real, runs=[run("coin_flip", "seed0", ft=acc(30))])
     b = dict(generated, runs=[run("coin_flip", "seed0", ft=acc(90))])
     assert len(cells([a, b], student_label)) == 2
+    # Two sweeps that still land on one cell may not overwrite each other's seeds.
+    with pytest.raises(ValueError, match="ft seed0 of scratch nano on finetune_cot / coin_flip / default is in two sweeps"):
+        cells([a, dict(a)], student_label)
 
 
 def test_a_constant_small_gain_is_judged_against_the_test_questions_noise():

@@ -114,6 +114,22 @@ def test_smoke_run_fills_every_table_and_writes_the_report(tmp_path):
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert "stt" in rep.stdout and "report:" in rep.stdout
 
+    # `skipthink bench latency` times that run's trained FT and STT side by side: the same
+    # greedy outputs the evaluate stage wrote for the same first questions.
+    bench = run_cli(home, "bench", "latency", "--questions", "3", "--repeats", "2")
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    lat = json.loads(bench.stdout.strip().splitlines()[-1])
+    assert (lat["run"], lat["questions"], lat["repeats"], lat["torch_threads"]) == (last["run"], 3, 2, 1)
+    for method in ("ft", "stt"):
+        rows = db.query("SELECT sample_id, new_tokens FROM predictions WHERE method = ? AND test_set = 'test'", [method])
+        first = sorted(rows, key=lambda r: (len(r["sample_id"]), r["sample_id"]))[:3]
+        assert lat["methods"][method]["mean_new_tokens"] == pytest.approx(sum(r["new_tokens"] for r in first) / 3, abs=0.01), method
+    stt = lat["vs_ft"]["stt"]
+    assert stt["latency_ratio_ci95"][0] <= stt["latency_ratio"] <= stt["latency_ratio_ci95"][1]
+    assert stt["token_ratio"] == pytest.approx(lat["methods"]["ft"]["mean_new_tokens"] / lat["methods"]["stt"]["mean_new_tokens"], abs=0.01)
+    bad = run_cli(home, "bench", "latency", "--method", "ft", "--method", "nonesuch")
+    assert bad.returncode == 1 and "did not train and evaluate nonesuch" in bad.stderr
+
 
 def finished_at(db: Database) -> dict[str, object]:
     return {(r["stage"], r["fp"]): r["finished_at"] for r in db.select("stage_runs")}
