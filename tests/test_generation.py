@@ -23,14 +23,19 @@ PROMPTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A tiny byte-level BPE over TEXTS with the pipeline's markers (other tests reuse it)."""
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", *formats.special_tokens(4)], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     bpe.train_from_iterator(TEXTS * 3, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,12 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from skipthink.generation import generate
 from skipthink.perf.latency import Timed, bootstrap_ratio, summarise, time_side_by_side
-from tests.test_generation import tokenizer  # noqa: F401  (the module fixture)
+from tests.test_generation import build_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer()
 
 
 def _model(tokenizer, seed: int):
@@ -18,7 +23,7 @@ def _model(tokenizer, seed: int):
     return GPT2LMHeadModel(cfg).eval()
 
 
-def test_each_student_decodes_its_own_prompts_as_it_would_alone(tokenizer):  # noqa: F811
+def test_each_student_decodes_its_own_prompts_as_it_would_alone(tokenizer):
     students = {"ft": (_model(tokenizer, 0), tokenizer), "stt": (_model(tokenizer, 1), tokenizer)}
     prompts = {"ft": ["A coin is heads up.", "Take the last letters"], "stt": ["Ada", "A coin is heads up. Tom flips"]}
     timings = time_side_by_side(students, prompts, max_new_tokens=9, repeats=2)
@@ -28,7 +33,7 @@ def test_each_student_decodes_its_own_prompts_as_it_would_alone(tokenizer):  # n
         assert all(t.seconds > 0 for t in timings[m])
 
 
-def test_side_by_side_refuses_mismatched_questions(tokenizer):  # noqa: F811
+def test_side_by_side_refuses_mismatched_questions(tokenizer):
     students = {"ft": (_model(tokenizer, 0), tokenizer), "stt": (_model(tokenizer, 1), tokenizer)}
     with pytest.raises(ValueError, match="same"):
         time_side_by_side(students, {"ft": ["a", "b"], "stt": ["a"]}, max_new_tokens=4, repeats=1)
