@@ -3,7 +3,6 @@ home's database, then time them side by side (skipthink.perf.latency)."""
 
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 from storage import evaluation, runs, training
@@ -21,8 +20,7 @@ def _students(db: ReadView, record: runs.StageRecord, methods: Sequence[str]) ->
         done = training.completed_run(db, trains[m])
         if done is None:
             raise LookupError(f"run {record.fp}: no completed training {trains[m]} for {m}")
-        rows = db.query("SELECT config FROM stage_runs WHERE stage = 'evaluate' AND fp = ?", [evals[m]])
-        cfg = json.loads(rows[0]["config"])["evaluation"] if rows else {}
+        cfg = runs.config_of(db, "evaluate", evals[m]).get("evaluation", {})
         stage = [r for r in evaluation.metrics(db, [evals[m]]) if r["test_set"] == "test"]
         out[m] = {"evaluate_fp": evals[m], "checkpoint": done["checkpoint_path"], "data_fp": runs.inputs_of(db, "evaluate", evals[m]).get("data"),
                   "max_new_tokens": cfg.get("max_new_tokens"), "stage_latency_s": stage[0]["latency_median_s"] if stage else None}

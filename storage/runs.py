@@ -95,6 +95,12 @@ def inputs_of(db: Database, stage: str, fp: str) -> dict[str, str]:
     return json.loads(rows[0]["upstream"] or "{}") if rows else {}
 
 
+def config_of(db: Database, stage: str, fp: str) -> dict[str, Any]:
+    """The config a stage run was fingerprinted from (empty when unknown)."""
+    rows = db.query("SELECT config FROM stage_runs WHERE stage = ? AND fp = ?", [stage, fp])
+    return json.loads(rows[0]["config"] or "{}") if rows else {}
+
+
 def questions(db: Database, data_fp: str, sample_ids: Sequence[str]) -> dict[str, str]:
     """sample_id -> question text among one data stage's examples."""
     if not sample_ids:
