@@ -382,6 +382,12 @@ class SkipConfig(Strict):
         le=1.0,
         description="STT/SkipALL: share of items that train on their skip sample instead of their CWT sample in an epoch (seeded per epoch), so an epoch has as many items as CWT-SBC's.",
     )
+    min_position_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Skip a chunk position only where at least this share of the checked items can do without it; below it, no item skips there (0 = the paper: every passing check is kept). A position only some items can skip teaches STT to skip where it must guess (docs/RESULTS.md §P2: coin flip's parity).",
+    )
     batch_size: int = Field(64, ge=1, le=4096, description="Examples per check batch.")
     max_answer_tokens: int = Field(16, ge=1, le=512, description="Tokens decoded for the answer during the check (teacher_forced).")
     max_new_tokens: int = Field(160, ge=1, le=8192, description="Tokens decoded for the remaining chunks and the answer during the check (generate).")

@@ -12,6 +12,9 @@ earlier stay removed — and the removal is kept only if the answer is still cor
   answer is decoded after a forced `[answer]`.
 Each item yields one skip sample (possibly with nothing skipped). All items are checked at the
 same position together, so each position is one batched decoding pass.
+With `min_position_rate` > 0 a position whose removals pass on fewer than that share of the
+checked items is *gated*: its removals are undone before the next position is checked (so later
+checks see exactly the chunks STT will train without), and no item skips there.
 
 Removed, not replaced: for the check, chunk j and its marker are *left out* (the paper's
 wording: the chunk is removed for the check, and once found unnecessary it is replaced by
@@ -27,7 +30,7 @@ logic is testable with a crafted decoder; `student_decoder` is the real one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from skipthink.datasets.scoring import extract_answer, is_correct
@@ -66,15 +69,19 @@ class SkipSample:
 class SkipData:
     samples: list[SkipSample]
     skip_rates: list[float]  # per chunk position 1..M: share of baseline-passing items whose chunk was skipped
+    gated: dict[int, float] = field(default_factory=dict)  # position -> share that passed, where below min_position_rate
 
     def summary(self) -> dict:
         passed = [s for s in self.samples if s.baseline_correct]
-        return {
+        out = {
             "items": len(self.samples),
             "baseline_failed": len(self.samples) - len(passed),
             "skipped_chunks": sum(s.n_skipped for s in passed),
             "skip_rates": [round(r, 4) for r in self.skip_rates],
         }
+        if self.gated:
+            out["gated_positions"] = {str(j): round(r, 4) for j, r in self.gated.items()}
+        return out
 
 
 def candidate_positions(num_chunks: int, candidates: str) -> list[int]:
@@ -152,9 +159,14 @@ def generate_skip_data(
         progress(1, len(positions) + 1)
     taking_part = [i for i, ok in enumerate(baseline) if ok]
     budget = cfg.max_new_tokens if cfg.check == "generate" else cfg.max_answer_tokens
+    gated: dict[int, float] = {}
     for done, j in enumerate(positions, start=2):
         prompts = [check_prompt(items[i].question, chunks[i], masks[i], j, cfg.check) for i in taking_part]
         ok = _answers_correct(prompts, [items[i] for i in taking_part], decode, budget, answer_type, letters) if prompts else []
+        rate = sum(ok) / len(ok) if ok else 0.0
+        if ok and rate < cfg.min_position_rate:
+            gated[j] = rate  # nobody skips here; later positions are checked with this chunk present
+            ok = [False] * len(ok)
         for i, good in zip(taking_part, ok):
             if good:
                 masks[i][j - 1] = True
@@ -164,7 +176,7 @@ def generate_skip_data(
     samples = [
         SkipSample(item.sample_id, item.completion_index, tuple(mask), checks if ok else 1, ok) for item, mask, ok in zip(items, masks, baseline)
     ]
-    return SkipData(samples, skip_rates([masks[i] for i in taking_part], num_chunks))
+    return SkipData(samples, skip_rates([masks[i] for i in taking_part], num_chunks), gated)
 
 
 def student_decoder(model, tokenizer, cfg: SkipConfig) -> Decoder:

@@ -40,10 +40,17 @@ def run(ctx: StageContext) -> None:
     log().info("wrote %d rows to skip_samples (skipdata_fp=%s): %s", len(rows), ctx.fp, summary)
 
 
+def _fingerprinted(skip) -> dict:
+    """The skip settings that decide the samples. `mix` is STT's, not this stage's; the position
+    gate is left out at its default (off), so homes from before it keep their cached skip data."""
+    drop = {"mix"} | ({"min_position_rate"} if skip.min_position_rate == 0 else set())
+    return skip.model_dump(mode="json", exclude=drop)
+
+
 SPEC = StageSpec(
     name="skipdata",
     version="3",
-    section=lambda cfg, method: cfg.skip.model_dump(mode="json", exclude={"mix"}),
+    section=lambda cfg, method: _fingerprinted(cfg.skip),
     inputs=lambda cfg, method: {"data": "data", "teacher": "teacher", "chunk": "chunk", "base": "train:cwt-sbc"},
     present=present,
     run=run,

@@ -119,3 +119,35 @@ def test_check_prompt_and_helpers():
 def test_decoder_must_answer_every_prompt():
     with pytest.raises(ValueError, match="5 prompts"):
         generate_skip_data(ITEMS, lambda prompts, n: [], num_chunks=M, answer_type="yes_no", cfg=SkipConfig())
+
+
+def test_position_gate_undoes_a_position_few_items_can_skip():
+    s = student()
+    data = generate_skip_data(ITEMS, s, num_chunks=M, answer_type="yes_no", cfg=SkipConfig(min_position_rate=0.6))
+    # Position 2 passes on a and b only (2 of 4 checked): gated, so nobody skips it, and position 3
+    # is checked with chunk 2 back in place (b then passes alone: 1 of 4, gated too).
+    assert [x.skip_mask for x in data.samples] == [(False,) * 4] * 5
+    assert data.gated == {2: 0.5, 3: 0.25}
+    b2 = ITEMS[1].chunks(M)
+    assert s.calls[2][1] == f"Question b? ### [1] {b2[0]} [2] {b2[1]} [4]"
+    assert data.summary()["gated_positions"] == {"2": 0.5, "3": 0.25}
+    assert data.skip_rates == [0.0] * 4
+
+
+def test_position_gate_at_the_share_keeps_the_position():
+    data = generate_skip_data(ITEMS, student(), num_chunks=M, answer_type="yes_no", cfg=SkipConfig(min_position_rate=0.5))
+    # 2 of 4 is not below 0.5: the same masks as without a gate; position 3 (0 of 4) is gated.
+    assert [x.skip_mask for x in data.samples][:2] == [(False, True, False, False)] * 2
+    assert data.gated == {3: 0.0}
+    ungated = generate_skip_data(ITEMS, student(), num_chunks=M, answer_type="yes_no", cfg=SkipConfig())
+    assert ungated.gated == {} and "gated_positions" not in ungated.summary()
+
+
+def test_position_gate_enters_the_fingerprint_only_when_on():
+    from tasks.skipdata import _fingerprinted
+
+    off, on = _fingerprinted(SkipConfig()), _fingerprinted(SkipConfig(min_position_rate=0.9))
+    assert "min_position_rate" not in off and "mix" not in off  # homes from before the gate keep their cache
+    assert on == dict(off, min_position_rate=0.9)
+    with pytest.raises(ValueError, match="min_position_rate"):
+        SkipConfig(min_position_rate=1.5)
