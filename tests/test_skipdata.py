@@ -144,9 +144,14 @@ def test_position_gate_at_the_share_keeps_the_position():
 
 
 def test_position_gate_enters_the_fingerprint_only_when_on():
-    from tasks.skipdata import _fingerprinted
+    # Through the stage's own spec, so the test fails if the stage stops dropping the default.
+    from skipthink.config import PipelineConfig
+    from tasks.skipdata import SPEC
 
-    off, on = _fingerprinted(SkipConfig()), _fingerprinted(SkipConfig(min_position_rate=0.9))
+    def section(**skip):
+        return SPEC.section(PipelineConfig.model_validate({"skip": skip}), None)
+
+    off, on = section(), section(min_position_rate=0.9)
     assert "min_position_rate" not in off and "mix" not in off  # homes from before the gate keep their cache
     assert on == dict(off, min_position_rate=0.9)
     with pytest.raises(ValueError, match="min_position_rate"):
