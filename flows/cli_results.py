@@ -1,4 +1,4 @@
-"""`skipthink results claims | table | transfer | pretrained | ablation | mechanism`: the paper's claims judged from sweep reports
+"""`skipthink results claims | table | transfer | pretrained | ablation | mechanism | steps`: the paper's claims judged from sweep reports
 (skipthink/claims.py), and the machine-readable tables docs/results/*.json hold."""
 
 from __future__ import annotations
@@ -137,3 +137,27 @@ def mechanism(
     if figure_path is not None:
         figure(curves, figure_path)
     _write({"over_training": curves, "against_ft": against_ft(summaries), "commands": command}, out)
+
+
+@app.command("steps")
+def steps(
+    homes: list[Path] = typer.Argument(..., help="Project homes (or database files) whose runs' written outputs to read.", exists=True),
+    dataset: str = typer.Option(None, "--dataset", help="Only this dataset."),
+    teacher: bool = typer.Option(True, "--teacher/--no-teacher", help="Also read the teacher's kept and rejected rationales."),
+    out: Path = OutOption,
+    command: list[str] = CommandOption,
+) -> None:
+    """Where chains go wrong: per run and method, steps right, chains joining to gold, chunks skipped."""
+    from flows.cli_db import open_db
+    from skipthink.steps import step_table
+    from storage.evaluation import written_outputs
+    from storage.examples import teacher_outputs
+
+    rows = []
+    for home in homes:
+        db = open_db(home)
+        rows += written_outputs(db, dataset) + (teacher_outputs(db, dataset) if teacher else [])
+    if not rows:
+        typer.echo(f"error: no evaluated outputs{' of ' + dataset if dataset else ''} in {', '.join(map(str, homes))}", err=True)
+        raise typer.Exit(1)
+    _write({"steps": step_table(rows), "commands": command}, out)

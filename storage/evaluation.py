@@ -37,3 +37,15 @@ def predictions(db: Database, evaluate_fps: Sequence[str], test_set: str = "test
 
 def metric_extra(row: dict) -> dict:
     return json.loads(row.get("extra") or "{}")
+
+
+def written_outputs(db, dataset: str | None = None) -> list[dict]:
+    """Every stored student output with the run that first evaluated it (run_name, dataset,
+    group = method, test_set, output, gold, correct); `db` may be a ReadView over several homes."""
+    where = "AND p.dataset = ?" if dataset else ""
+    return db.query(
+        f"""SELECT s.run_name, p.dataset, p.method AS "group", p.test_set, p.output, p.gold, p.correct
+        FROM predictions p JOIN stage_runs s ON s.stage = 'evaluate' AND s.fp = p.evaluate_fp AND s.status = 'completed'
+        WHERE TRUE {where} ORDER BY s.run_name, p.method, p.test_set, p.sample_id""",
+        [dataset] if dataset else [],
+    )

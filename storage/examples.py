@@ -53,3 +53,19 @@ def kept_rationales(db: Database, teacher_fp: str, data_fp: str) -> list[dict]:
         """,
         [data_fp, teacher_fp],
     )
+
+
+def teacher_outputs(db, dataset: str | None = None) -> list[dict]:
+    """Every stored teacher rationale with the run that first paid for it, in the shape of
+    storage.evaluation.written_outputs (group `teacher kept` / `teacher rejected`, test_set
+    `teacher`, gold from the examples of the data stage the teacher read); `db` may be a ReadView."""
+    where = "AND r.dataset = ?" if dataset else ""
+    return db.query(
+        f"""SELECT s.run_name, r.dataset, CASE WHEN r.kept THEN 'teacher kept' ELSE 'teacher rejected' END AS "group",
+            'teacher' AS test_set, r.rationale AS output, e.answer AS gold, r.correct
+        FROM rationales r
+        JOIN stage_runs s ON s.stage = 'teacher' AND s.fp = r.teacher_fp AND s.status = 'completed'
+        JOIN examples e ON e.data_fp = json_extract_string(s.upstream, '$.data') AND e.sample_id = r.sample_id
+        WHERE TRUE {where} ORDER BY s.run_name, r.sample_id, r.completion_index""",
+        [dataset] if dataset else [],
+    )

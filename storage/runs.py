@@ -89,16 +89,19 @@ def unfinished_runs(db: Database) -> list[StageRecord]:
     return [_record(r) for r in rows]
 
 
+def _json_column(db: Database, column: str, stage: str, fp: str) -> dict[str, Any]:
+    rows = db.query(f"SELECT {column} FROM stage_runs WHERE stage = ? AND fp = ?", [stage, fp])
+    return json.loads(rows[0][column] or "{}") if rows else {}
+
+
 def inputs_of(db: Database, stage: str, fp: str) -> dict[str, str]:
     """Input name -> fingerprint that stage run was built from (empty when unknown)."""
-    rows = db.query("SELECT upstream FROM stage_runs WHERE stage = ? AND fp = ?", [stage, fp])
-    return json.loads(rows[0]["upstream"] or "{}") if rows else {}
+    return _json_column(db, "upstream", stage, fp)
 
 
 def config_of(db: Database, stage: str, fp: str) -> dict[str, Any]:
     """The config a stage run was fingerprinted from (empty when unknown)."""
-    rows = db.query("SELECT config FROM stage_runs WHERE stage = ? AND fp = ?", [stage, fp])
-    return json.loads(rows[0]["config"] or "{}") if rows else {}
+    return _json_column(db, "config", stage, fp)
 
 
 def questions(db: Database, data_fp: str, sample_ids: Sequence[str]) -> dict[str, str]:

@@ -73,6 +73,16 @@ def test_smoke_run_fills_every_table_and_writes_the_report(tmp_path):
     curves = json.loads((tmp_path / "mechanism.json").read_text())["over_training"]["coin_flip"]
     assert set(curves) == set(METHODS) and all(rows and rows[0]["core_loss"]["mean"] > 0 for rows in curves.values())
 
+    # The step reader joins every stored output to its run: one group per method, each of the
+    # test split's size, plus the teacher's kept and rejected rationales.
+    steps = run_cli(home, "results", "steps", str(home), "--out", str(tmp_path / "steps.json"))
+    assert steps.returncode == 0, steps.stderr[-2000:]
+    groups = json.loads((tmp_path / "steps.json").read_text())["steps"]["summary"]["coin_flip"]
+    assert set(groups["test"]) == set(METHODS)
+    assert {g: f["accuracy"]["mean"] for g, f in groups["test"].items()} == pytest.approx({m: v["accuracy"] for m, v in last["methods"].items()}, abs=0.01)
+    assert groups["test"]["ft"]["mean_skipped_chunks"]["mean"] == 0.0  # FT has no chunks to skip
+    assert "teacher kept" in groups["teacher"]
+
     report_dir = Path(last_report_path(proc.stdout)).parent
     assert (report_dir / "report.md").read_text().count("|") > 20
     for png in ("accuracy_vs_tokens.png", "loss_curves.png"):
