@@ -69,7 +69,7 @@ def combinations(spec: SweepConfig) -> list[tuple[str, list[str]]]:
 
 
 # Per-method figures of a run summary (tasks.report.method_summary) averaged over seeds.
-SUMMARY_KEYS = ("accuracy", "real_accuracy", "mean_new_tokens", "tokens_vs_ft", "speedup_vs_ft", "n_params", "train_minutes")
+SUMMARY_KEYS = ("accuracy", "real_accuracy", "mean_new_tokens", "tokens_vs_ft", "speedup_vs_ft", "skipping_share", "n_params", "train_minutes")
 
 
 def aggregate(results: list[dict]) -> list[dict]:
@@ -103,6 +103,7 @@ COLUMNS = {
     "mean_new_tokens": "mean new tokens",
     "tokens_vs_ft": "tokens vs FT",
     "speedup_vs_ft": "latency speedup vs FT",
+    "skipping_share": "outputs that skip (%)",
     "train_minutes": "train minutes",
 }
 

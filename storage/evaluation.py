@@ -35,6 +35,19 @@ def predictions(db: Database, evaluate_fps: Sequence[str], test_set: str = "test
     )
 
 
+def share_containing(db: Database, evaluate_fps: Sequence[str], text: str) -> dict[str, float]:
+    """evaluate_fp -> percent of its outputs on the run's own split (not `real`) that contain `text`."""
+    if not evaluate_fps:
+        return {}
+    placeholders = ", ".join("?" for _ in evaluate_fps)
+    rows = db.query(
+        f"""SELECT evaluate_fp, 100.0 * avg(CASE WHEN contains(output, ?) THEN 1 ELSE 0 END) AS share
+        FROM predictions WHERE evaluate_fp IN ({placeholders}) AND test_set <> 'real' GROUP BY evaluate_fp""",
+        [text, *evaluate_fps],
+    )
+    return {r["evaluate_fp"]: r["share"] for r in rows}
+
+
 def metric_extra(row: dict) -> dict:
     return json.loads(row.get("extra") or "{}")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from skipthink.config import PRESETS, ConfigError, PipelineConfig, load_config
+from skipthink.formats import THOUGHT
 from skipthink.report import MethodOutput, QuestionExample, SkipExample, embed_figures, render_table, write_report
 from storage import Database, evaluation, runs, skips, stage_runs, training
 from tasks.items import final_items
@@ -134,6 +135,11 @@ def build(db: Database, out_dir: Path, report_id: str, dataset: str, evals: dict
         skip_examples=data["skip_examples"], skip_note=data["skip_note"],
     )
     methods = method_summary(data["rows"])
+    # Whether a skipping method skips at all: the share of its outputs with a `[thought]` placeholder.
+    skipping = evaluation.share_containing(db, list(evals.values()), THOUGHT)
+    for method, fp in evals.items():
+        if method in methods and fp in skipping:
+            methods[method]["skipping_share"] = round(skipping[fp], 2)
     for method, fp in train_runs.items():  # what each student cost: its size and training time
         run = training.completed_run(db, fp)
         if method in methods and run is not None:

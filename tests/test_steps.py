@@ -105,3 +105,16 @@ def test_cli_reads_student_outputs_and_teacher_rationales_from_a_home(tmp_path):
 
     res = CliRunner().invoke(app, ["results", "steps", str(tmp_path), "--dataset", "multiarith"])
     assert res.exit_code == 1 and "no evaluated outputs of multiarith" in res.output
+
+
+def test_share_of_outputs_that_skip_counts_the_runs_own_split_only(tmp_path):
+    from storage.db import Database
+    from storage.evaluation import share_containing, write_results
+
+    db = Database(tmp_path / "skipthink.duckdb")
+    outputs = [(" [1] [thought] [answer] a", "test"), (" [1] x [answer] a", "test"), (" [1] [thought] [2] [thought] [answer] a", "test"),
+               (" [1] x [answer] a", "test"), (" [1] [thought] [answer] a", "real"), (" [1] [thought] [answer] a", "real")]
+    write_results(db, "e1", [{"method": "stt", "dataset": "coin_flip", "test_set": t, "sample_id": f"q{i}", "output": o} for i, (o, t) in enumerate(outputs)], [])
+    write_results(db, "e2", [{"method": "ft", "dataset": "coin_flip", "test_set": "test", "sample_id": "q0", "output": " a --> a"}], [])
+    assert share_containing(db, ["e1", "e2", "absent"], "[thought]") == {"e1": 50.0, "e2": 0.0}
+    assert share_containing(db, [], "[thought]") == {}
