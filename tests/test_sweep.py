@@ -48,8 +48,8 @@ def test_a_bad_combination_fails_before_any_run():
 def test_aggregate_mean_and_std_over_seeds():
     ft = {"mean_new_tokens": 60.0, "tokens_vs_ft": 1.0, "speedup_vs_ft": 1.0, "real_accuracy": None}
     results = [
-        {"run_name": "s/coin_flip/default/seed0", "methods": {"stt": dict(ft, accuracy=70.0, tokens_vs_ft=2.0), "ft": dict(ft, accuracy=90.0)}},
-        {"run_name": "s/coin_flip/default/seed1", "methods": {"stt": dict(ft, accuracy=74.0, tokens_vs_ft=1.5), "ft": dict(ft, accuracy=80.0, mean_new_tokens=70.0)}},
+        {"run_name": "s/coin_flip/default/seed0", "methods": {"stt": dict(ft, accuracy=70.0, tokens_vs_ft=2.0, skipping_share=40.0), "ft": dict(ft, accuracy=90.0)}},
+        {"run_name": "s/coin_flip/default/seed1", "methods": {"stt": dict(ft, accuracy=74.0, tokens_vs_ft=1.5, skipping_share=60.0), "ft": dict(ft, accuracy=80.0, mean_new_tokens=70.0)}},
     ]
     rows = aggregate(results)
     assert [r["method"] for r in rows] == ["ft", "stt"]  # the paper's method order, not alphabetical
@@ -66,6 +66,9 @@ def test_aggregate_mean_and_std_over_seeds():
     assert "| coin_flip | default | ft | 2 | 85.00 ± 63.53 | 65.00 ± 63.53 | 1.00 ± 0.00 | 1.00 ± 0.00 |" in markdown
     assert "| coin_flip | default | stt | 2 | -13.00 ± 88.94 | 0.315 |" in markdown
     assert "real test split" not in markdown and "partial: 2 of 3 runs" in markdown
+    # Whether STT skips at all sits beside its speedup; FT never recorded one.
+    assert rows[1]["skipping_share"] == 50.0 and rows[0]["skipping_share"] is None
+    assert "outputs that skip (%)" in markdown and "| 1.75 ± 3.18 | 1.00 ± 0.00 | 50.00 ± 127.06 |" in markdown
 
 
 def test_one_seed_has_no_interval():
