@@ -356,6 +356,10 @@ def fixed_test_split(sweep: dict) -> bool:
     return _sweep_config(sweep).dataset.source != "synthetic"
 
 
+# Sweep-wide overrides under these change what a student learns from, not how it is evaluated.
+DATA_SHAPE_PREFIXES = ("dataset.", "teacher.", "student.")
+
+
 def student_label(sweep: dict) -> str:
     """The student a sweep trained, from its spec: a pretrained model's name or `scratch SIZE`,
     with the data source when it is not the generators (cells are matched by this label, and a
@@ -364,7 +368,10 @@ def student_label(sweep: dict) -> str:
     label = cfg.student.name if cfg.student.kind == "pretrained" else f"scratch {cfg.student.size}"
     # Per-dataset overrides may refine the student; the sweep spec records them.
     if cfg.dataset.source == "synthetic":
-        return label
+        # A sweep that changes the generated data, the teacher or the student for all its runs
+        # trains a different cell (four flippers and 3,000 questions are not the demo's task).
+        shape = [o for o in sweep["spec"].get("overrides", []) if o.startswith(DATA_SHAPE_PREFIXES)]
+        return ", ".join([label, *shape])
     # On a real benchmark the training pool is part of the setup: 64 and 160 questions are two cells.
     return f"{label} on {cfg.dataset.source}" + (f", {cfg.dataset.max_train} train" if cfg.dataset.max_train else "")
 

@@ -249,6 +249,10 @@ def test_students_on_real_and_generated_questions_are_never_paired():
     real = {"spec": {"preset": "demo", "overrides": ["dataset.source=finetune_cot", "dataset.data_dir=/nowhere"]}}
     pretrained = {"spec": {"preset": "paper", "overrides": ["dataset.data_dir=/nowhere"]}}
     assert student_label(generated) == "scratch nano"
+    # Evaluation settings leave the cell alone; a different generated task or teacher makes a new one.
+    assert student_label({"spec": {"preset": "demo", "overrides": ["evaluation.real_data_dir=/nowhere"]}}) == "scratch nano"
+    harder = {"spec": {"preset": "demo", "overrides": ["dataset.synthetic.n_people=4", "teacher.server.style=fine", "evaluation.max_new_tokens=160"]}}
+    assert student_label(harder) == "scratch nano, dataset.synthetic.n_people=4, teacher.server.style=fine"
     assert student_label(real) == "scratch nano on finetune_cot"
     assert student_label(pretrained) == "smollm2-135m on finetune_cot, 160 train"
     small = {"spec": {"preset": "paper", "overrides": ["dataset.data_dir=/nowhere", "dataset.max_train=64"]}}
