@@ -12,6 +12,11 @@ Checkers per dataset (others get the skip counts only):
   concatenate, not to find the letters).
 - MultiArith: every `a op b = c` is a step, right when the arithmetic holds; the chain joins to
   gold when its last step's result is the gold answer.
+- coin flip: every line where someone flips or does not flip the coin and the side it shows is a
+  step, right when the side follows from the side before it (the coin starts heads up) and the
+  action the line states; the chain joins to gold when its last side answers the question (heads
+  up = "yes"). Whether the stated action is the question's needs the question: a chain of right
+  steps that does not join to gold miscopied an action.
 """
 
 from __future__ import annotations
@@ -86,7 +91,25 @@ def _arithmetic_steps(text: str, gold: str) -> StepCheck:
     return StepCheck(len(steps), len(steps), right, right, joins)
 
 
-CHECKERS = {"last_letter_concatenation": _last_letter_steps, "multiarith": _arithmetic_steps}
+# One line, one turn: the action (negated or not) and the last side the line names.
+_COIN_TURN = re.compile(r"^[^\n]*?\b(does not flip|doesn't flip|flips)\b[^\n]*\b(heads|tails)\b[^\n]*$", re.MULTILINE)
+_COIN_START = re.compile(r"\bstarts\s+(heads|tails)\b")
+
+
+def _coin_flip_steps(text: str, gold: str) -> StepCheck:
+    start = _COIN_START.search(text)
+    side = start.group(1) if start else "heads"
+    right = 0
+    turns = _COIN_TURN.findall(text)
+    for action, stated in turns:
+        expected = side if action != "flips" else ("tails" if side == "heads" else "heads")
+        right += stated == expected
+        side = stated  # the next step is checked against what this one said
+    joins = bool(turns) and (side == "heads") == (gold.strip().lower() == "yes")
+    return StepCheck(len(turns), len(turns), right, right, joins)
+
+
+CHECKERS = {"last_letter_concatenation": _last_letter_steps, "multiarith": _arithmetic_steps, "coin_flip": _coin_flip_steps}
 
 
 def check_steps(dataset: str, text: str, gold: str) -> Optional[StepCheck]:

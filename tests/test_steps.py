@@ -39,7 +39,23 @@ def test_arithmetic_steps_are_checked_by_doing_the_arithmetic():
     assert (out.steps, out.right, out.joins_gold) == (2, 1, True)
     assert check_steps("multiarith", "12 / 4 = 3. 3 - 5 = -2. 1,200 + 3 = 1,203.", "1203").right == 3
     assert check_steps("multiarith", "6 / 0 = 0.", "0").right == 0
-    assert check_steps("coin_flip", "The coin is heads.", "yes") is None
+    assert check_steps("tracking_shuffled_objects", "Alice has the ball.", "A") is None
+
+
+def test_coin_flip_steps_follow_the_side_and_tell_a_miscopied_answer_from_a_wrong_update():
+    # The real-test failure of the transfer students: every update right, the last side says
+    # heads, and the answer says otherwise (joins to gold, answer wrong).
+    chain = ("The coin starts heads up.\nCin does not flip the coin, so the coin is still heads up.\n"
+             "Jcacguel flips the coin, so the coin is tails up.\nJc flips the coin, so the coin is heads up.\n\nSo the coin is heads up.")
+    out = check_steps("coin_flip", chain, "yes")
+    assert (out.steps, out.right, out.joins_gold) == (3, 3, True)
+    assert check_steps("coin_flip", chain, "no").joins_gold is False
+    # A wrong update is one wrong step; the next is checked against what the chain said.
+    wrong = "Ann flips the coin, so the coin is heads up.\nBo flips the coin, so it's now tails up.\nCy doesn't flip the coin, so it remains tails up."
+    out = check_steps("coin_flip", wrong, "no")
+    assert (out.steps, out.right, out.joins_gold) == (3, 2, True)
+    # The terse style's count and an answer-only output are no steps.
+    assert check_steps("coin_flip", "The coin is flipped 2 times. So the coin is heads up.", "yes").steps == 0
 
 
 def test_skip_counts_and_step_figures_of_a_group():
