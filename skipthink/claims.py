@@ -385,11 +385,16 @@ def transfer_table(cs: list[Cell], methods: Sequence[str] = ("ft", "stt")) -> di
     for students trained on generated data and tested on the real test split; STT also gets its
     token ratio against FT."""
     out: dict = {}
+    students: dict[str, str] = {}
     for c in (c for c in cs if c.setting == "default"):
         for method in methods:
             real = list(c.metric(method, "real_accuracy").values())
             if not real:
                 continue
+            # One row per task: a second student on it would overwrite the first's row unseen.
+            if students.setdefault(c.dataset, c.student) != c.student:
+                raise ValueError(f"{c.dataset}: two students tested on the real split ({students[c.dataset]!r} and {c.student!r}); "
+                                 "give each its own transfer table")
             iv = mean_interval(real)
             minutes = list(c.metric(method, "train_minutes").values())
             params = list(c.metric(method, "n_params").values())

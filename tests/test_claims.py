@@ -173,6 +173,10 @@ def test_transfer_table_beats_the_target_only_when_the_interval_clears_it():
     assert table["ft"]["real_accuracy_mean"] == 87.0 and table["ft"]["beats_target"] is True and table["ft"]["target"] == 83.33
     assert table["stt"]["beats_target"] is False and table["stt"]["tokens_vs_ft_mean"] == 1.5  # 84 +- 9.9 straddles 83.33
     assert table["ft"]["n_params"] == 480_000 and table["ft"]["minutes"] == 3.0
+    # Two students on one task would share its row: refused, naming both.
+    both = cells([sweep(runs)], lambda s: "scratch nano") + cells([sweep(runs)], lambda s: "scratch nano, dataset.synthetic.n_people=4")
+    with pytest.raises(ValueError, match="coin_flip: two students"):
+        transfer_table(both)
 
 
 def test_identical_students_are_inconclusive_and_say_so():
