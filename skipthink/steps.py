@@ -12,9 +12,9 @@ Checkers per dataset (others get the skip counts only):
   concatenate, not to find the letters).
 - MultiArith: every `a op b = c` is a step, right when the arithmetic holds; the chain joins to
   gold when its last step's result is the gold answer.
-- coin flip: every line where someone flips or does not flip the coin and the side it shows is a
+- coin flip: every turn (someone flips or does not flip the coin, and the side it then shows) is a
   step, right when the side follows from the side before it (the coin starts heads up) and the
-  action the line states; the chain joins to gold when its last side answers the question (heads
+  action the turn states (after a skipped chunk the side before is unknown: not checked); the chain joins to gold when its last side answers the question (heads
   up = "yes"). Whether the stated action is the question's needs the question: a chain of right
   steps that does not join to gold miscopied an action.
 """
@@ -91,22 +91,37 @@ def _arithmetic_steps(text: str, gold: str) -> StepCheck:
     return StepCheck(len(steps), len(steps), right, right, joins)
 
 
-# One line, one turn: the action (negated or not) and the last side the line names.
-_COIN_TURN = re.compile(r"^[^\n]*?\b(does not flip|doesn't flip|flips)\b[^\n]*\b(heads|tails)\b[^\n]*$", re.MULTILINE)
+# A turn is an action and the first side named after it, before the next action or the final
+# "So …" (chunked outputs put every chunk on one line, so turns are not lines).
+_COIN_ACTION = re.compile(r"\b(does not flip|doesn't flip|flips)\b")
+_COIN_SIDE = re.compile(r"\b(heads|tails)\b")
+_COIN_STOP = re.compile(r"\bSo\b|\[answer\]|-->")
 _COIN_START = re.compile(r"\bstarts\s+(heads|tails)\b")
 
 
 def _coin_flip_steps(text: str, gold: str) -> StepCheck:
     start = _COIN_START.search(text)
-    side = start.group(1) if start else "heads"
-    right = 0
-    turns = _COIN_TURN.findall(text)
-    for action, stated in turns:
-        expected = side if action != "flips" else ("tails" if side == "heads" else "heads")
-        right += stated == expected
-        side = stated  # the next step is checked against what this one said
-    joins = bool(turns) and (side == "heads") == (gold.strip().lower() == "yes")
-    return StepCheck(len(turns), len(turns), right, right, joins)
+    side: Optional[str] = start.group(1) if start else "heads"
+    actions = list(_COIN_ACTION.finditer(text))
+    steps = checked = right = 0
+    last = None
+    for i, action in enumerate(actions):
+        before = text[actions[i - 1].end() if i else 0:action.start()]
+        if THOUGHT in before:  # a skipped chunk may have flipped the coin: the next side cannot be checked
+            side = None
+        tail = text[action.end():actions[i + 1].start() if i + 1 < len(actions) else len(text)]
+        stop = _COIN_STOP.search(tail)
+        stated = _COIN_SIDE.search(tail[:stop.start()] if stop else tail)
+        if stated is None:  # an action without its side (the real teacher lists them, then counts)
+            continue
+        steps += 1
+        if side is not None:
+            expected = side if action.group(1) != "flips" else ("tails" if side == "heads" else "heads")
+            checked += 1
+            right += stated.group(1) == expected
+        side = last = stated.group(1)  # the next step is checked against what this one said
+    joins = last is not None and (last == "heads") == (gold.strip().lower() == "yes")
+    return StepCheck(steps, checked, right, right, joins)
 
 
 CHECKERS = {"last_letter_concatenation": _last_letter_steps, "multiarith": _arithmetic_steps, "coin_flip": _coin_flip_steps}

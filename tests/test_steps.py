@@ -54,6 +54,14 @@ def test_coin_flip_steps_follow_the_side_and_tell_a_miscopied_answer_from_a_wron
     wrong = "Ann flips the coin, so the coin is heads up.\nBo flips the coin, so it's now tails up.\nCy doesn't flip the coin, so it remains tails up."
     out = check_steps("coin_flip", wrong, "no")
     assert (out.steps, out.right, out.joins_gold) == (3, 2, True)
+    # Chunked outputs hold every chunk on one line; after a skipped chunk the side is unknown.
+    chunked = (" [1] The coin starts heads up. [2] Kayla flips the coin, so the coin is tails up. [3] [thought]"
+               " [4] Clark flips the coin, so the coin is heads up. [5] So the coin is heads up. [answer] yes")
+    out = check_steps("coin_flip", chunked, "yes")
+    assert (out.steps, out.named, out.right, out.joins_gold) == (2, 1, 1, True)
+    # The real teacher lists the actions, then counts: no side per action, no steps.
+    real = "Ka flips the coin. Sherrie flips the coin. So the coin was flipped 2 times. So the coin is still heads up."
+    assert check_steps("coin_flip", real, "yes").steps == 0
     # The terse style's count and an answer-only output are no steps.
     assert check_steps("coin_flip", "The coin is flipped 2 times. So the coin is heads up.", "yes").steps == 0
 
